@@ -1,0 +1,1 @@
+//! std::net driver (issue 3).

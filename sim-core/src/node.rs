@@ -1,0 +1,525 @@
+//! The sans-IO contract shared by every machine and every driver (DESIGN.md).
+//!
+//! A driver feeds an [`Input`] with [`Node::handle`], then drains [`Node::poll_output`] until it
+//! returns `None`, doing what each [`Output`] asks. Machines never touch a socket, a clock or
+//! a thread, so the simulator and the TCP backend drive the very same code.
+
+use core::fmt;
+use std::sync::Arc;
+
+use crate::addr::NodeAddr;
+use crate::time::Time;
+use crate::wire::{Gossip, Message, RefuseReason, WireError};
+
+/// A connection, named by the driver. Unique per node for the node's lifetime.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct ConnId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "c{}", self.0)
+    }
+}
+
+/// The kinds of timer a node arms. One pending deadline per kind: the node keeps its own
+/// table and ignores a `Timer` input that is not due.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum TimerId {
+    /// Originate the next gossip message.
+    Gossip,
+    /// One liveness round for all neighbours.
+    Liveness,
+    /// Expire old entries of the seen-set.
+    SeenSweep,
+    /// Close handshakes (and silent inbound connections) past their deadline.
+    Handshake,
+    /// Retry seeds that could not be reached.
+    SeedRetry,
+}
+
+impl TimerId {
+    /// Every timer kind, for tables indexed by kind.
+    pub const ALL: [TimerId; 5] = [
+        TimerId::Gossip,
+        TimerId::Liveness,
+        TimerId::SeenSweep,
+        TimerId::Handshake,
+        TimerId::SeedRetry,
+    ];
+
+    /// Index into a table of [`TimerId::ALL`].
+    pub const fn index(self) -> usize {
+        match self {
+            TimerId::Gossip => 0,
+            TimerId::Liveness => 1,
+            TimerId::SeenSweep => 2,
+            TimerId::Handshake => 3,
+            TimerId::SeedRetry => 4,
+        }
+    }
+}
+
+/// Something that happened to a node, fed in by its driver.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// The node boots. Feed once, first.
+    Start,
+    /// A connection opened: `outbound` answers an [`Output::Connect`] to `remote` (a listening
+    /// address); an inbound one carries the remote's socket address, which may not be a
+    /// listening address.
+    Connected {
+        /// The driver's name for the connection.
+        conn: ConnId,
+        /// The other end.
+        remote: NodeAddr,
+        /// Whether this node asked for it.
+        outbound: bool,
+    },
+    /// An [`Output::Connect`] to `addr` failed.
+    ConnectFailed {
+        /// The address that could not be reached.
+        addr: NodeAddr,
+    },
+    /// A whole frame arrived and decoded.
+    Received {
+        /// Where it came from.
+        conn: ConnId,
+        /// The message.
+        msg: Message,
+    },
+    /// A frame arrived that did not decode.
+    Malformed {
+        /// Where it came from.
+        conn: ConnId,
+        /// What was wrong with it.
+        error: WireError,
+    },
+    /// The other side closed or reset the connection. The connection is gone.
+    Closed {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A timer armed with [`Output::SetTimer`] may be due. It may come late, twice, or after
+    /// re-arming; the node checks its own table.
+    Timer(TimerId),
+    /// The application asks a peer to originate a gossip message with this body now
+    /// (used by the benchmark and by a person typing into a running peer). Seeds ignore it.
+    Originate {
+        /// The message body; line breaks are replaced by spaces.
+        body: String,
+    },
+}
+
+/// Something a node wants its driver to do.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Open a connection to `addr`; answer later with `Connected { outbound: true }` or
+    /// `ConnectFailed`.
+    Connect {
+        /// The listening address to dial.
+        addr: NodeAddr,
+    },
+    /// Write `msg` on `conn` (in order after earlier sends on it). If the connection is gone,
+    /// drop it: the node hears of that through `Closed`.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The message.
+        msg: Message,
+    },
+    /// Close `conn` after what was already sent on it; do not feed `Closed` for it.
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Feed `Timer(timer)` at `at` or later. Replaces the earlier deadline of that kind.
+    SetTimer {
+        /// When.
+        at: Time,
+        /// Which timer.
+        timer: TimerId,
+    },
+    /// Record this; it changes nothing in the network.
+    Event(Event),
+}
+
+/// The sans-IO surface of a protocol machine.
+pub trait Node {
+    /// Feed one input that happened at `now`.
+    fn handle(&mut self, now: Time, input: Input);
+    /// Drain what the node wants done, in order. Call until `None` after every `handle`.
+    #[must_use]
+    fn poll_output(&mut self) -> Option<Output>;
+}
+
+/// Why a neighbour was dropped.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RemovalReason {
+    /// Liveness declared it dead.
+    Dead,
+    /// Its handshake did not finish in time.
+    HandshakeTimeout,
+}
+
+/// What happened, for logs, CSV and checks. Every output file is made from these.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A seed started listening.
+    SeedStarted,
+    /// A peer started; `capacity` is its neighbour limit.
+    PeerStarted {
+        /// Most neighbours it will keep.
+        capacity: usize,
+    },
+    /// The peer picked these seeds to register with.
+    SeedsChosen {
+        /// The chosen seeds.
+        seeds: Vec<NodeAddr>,
+    },
+    /// A seed could not be reached; `retry_in_s` is `None` when the peer gives up on it.
+    SeedUnreachable {
+        /// The seed.
+        seed: NodeAddr,
+        /// Attempts so far.
+        attempt: u32,
+        /// Seconds until the next try.
+        retry_in_s: Option<f64>,
+    },
+    /// A connection to a seed closed.
+    SeedLost {
+        /// The seed.
+        seed: NodeAddr,
+    },
+    /// The seed confirmed the registration.
+    Registered {
+        /// The seed.
+        seed: NodeAddr,
+    },
+    /// A seed's peer list arrived.
+    PeerListReceived {
+        /// The seed.
+        seed: NodeAddr,
+        /// Entries in it.
+        entries: usize,
+        /// Peers known after the union.
+        known: usize,
+    },
+    /// A neighbour link is up.
+    NeighbourAdded {
+        /// The neighbour.
+        peer: NodeAddr,
+        /// Degree after.
+        degree: usize,
+    },
+    /// A neighbour link is gone.
+    NeighbourRemoved {
+        /// The neighbour.
+        peer: NodeAddr,
+        /// Degree after.
+        degree: usize,
+        /// Why.
+        reason: RemovalReason,
+    },
+    /// A neighbour the peer asked for said no.
+    ConnectionRefused {
+        /// Who refused.
+        peer: NodeAddr,
+        /// Why.
+        reason: RefuseReason,
+    },
+    /// The peer refused a hello.
+    RefusedHello {
+        /// Who asked.
+        peer: NodeAddr,
+        /// Why.
+        reason: RefuseReason,
+    },
+    /// The peer created a gossip message.
+    GossipOriginated {
+        /// The message.
+        message: Arc<Gossip>,
+        /// 1 for the first message this peer originates.
+        seq: u32,
+        /// Neighbours it was sent to.
+        sent_to: usize,
+    },
+    /// A gossip message arrived for the first time.
+    GossipDelivered {
+        /// The message.
+        message: Arc<Gossip>,
+        /// The neighbour it first came from.
+        first_from: NodeAddr,
+        /// Neighbours it was forwarded to.
+        forwarded_to: usize,
+    },
+    /// A gossip message arrived again and was dropped.
+    DuplicateDropped {
+        /// The message.
+        message: Arc<Gossip>,
+        /// The neighbour it came from.
+        from: NodeAddr,
+    },
+    /// A neighbour did not answer a liveness request in time (or its connection is closed).
+    LivenessMissed {
+        /// The neighbour.
+        peer: NodeAddr,
+        /// Consecutive misses.
+        misses: u32,
+    },
+    /// The peer decided that a neighbour is dead.
+    PeerDeclaredDead {
+        /// The neighbour.
+        peer: NodeAddr,
+    },
+    /// The peer sent a `Dead Node` report to a seed.
+    DeadNodeReported {
+        /// The dead peer.
+        dead: NodeAddr,
+        /// The seed told.
+        seed: NodeAddr,
+    },
+    /// A seed passed on a `Dead Node` notice to this peer.
+    DeadNodeNotice {
+        /// The dead peer.
+        dead: NodeAddr,
+        /// Who reported it.
+        reporter: NodeAddr,
+    },
+    /// A seed registered (or refreshed) a peer.
+    PeerRegistered {
+        /// The peer.
+        peer: NodeAddr,
+        /// Whether it was registered already.
+        refreshed: bool,
+    },
+    /// A seed sent its peer list.
+    PeerListServed {
+        /// Entries sent.
+        entries: usize,
+        /// Peers registered in all.
+        registered: usize,
+    },
+    /// A seed removed a peer reported dead.
+    PeerRemovedBySeed {
+        /// The dead peer.
+        dead: NodeAddr,
+        /// Who reported it.
+        reporter: NodeAddr,
+        /// Peers the notice was forwarded to.
+        forwarded_to: usize,
+    },
+    /// A seed got a report about a peer it does not hold (already removed or never seen).
+    DeadNodeAlreadyRemoved {
+        /// The reported peer.
+        dead: NodeAddr,
+        /// Who reported it.
+        reporter: NodeAddr,
+    },
+    /// A frame that did not decode; the connection closes after too many.
+    MalformedFrame {
+        /// The remote: its listening address when known, else its socket address.
+        from: NodeAddr,
+        /// What was wrong.
+        error: WireError,
+        /// Whether the node closed the connection because of it.
+        closed: bool,
+    },
+    /// A message that makes no sense where it arrived; ignored.
+    UnexpectedMessage {
+        /// The remote.
+        from: NodeAddr,
+        /// The message kind.
+        kind: &'static str,
+    },
+}
+
+impl fmt::Display for Event {
+    /// The description written after the timestamp in `outputfile.log`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::SeedStarted => f.write_str("Seed started"),
+            Event::PeerStarted { capacity } => write!(f, "Peer started (capacity {capacity})"),
+            Event::SeedsChosen { seeds } => {
+                f.write_str("Chose seeds")?;
+                for s in seeds {
+                    write!(f, " {s}")?;
+                }
+                Ok(())
+            }
+            Event::SeedUnreachable {
+                seed,
+                attempt,
+                retry_in_s: Some(s),
+            } => {
+                write!(
+                    f,
+                    "Seed {seed} unreachable (attempt {attempt}), retrying in {s}s"
+                )
+            }
+            Event::SeedUnreachable {
+                seed,
+                attempt,
+                retry_in_s: None,
+            } => {
+                write!(
+                    f,
+                    "Seed {seed} unreachable (attempt {attempt}), giving up on it"
+                )
+            }
+            Event::SeedLost { seed } => write!(f, "Connection to seed {seed} closed"),
+            Event::Registered { seed } => write!(f, "Registered with seed {seed}"),
+            Event::PeerListReceived {
+                seed,
+                entries,
+                known,
+            } => {
+                write!(f, "Peer list from {seed}: {entries} peers, {known} known")
+            }
+            Event::NeighbourAdded { peer, degree } => {
+                write!(f, "Connected to neighbour {peer} (degree {degree})")
+            }
+            Event::NeighbourRemoved {
+                peer,
+                degree,
+                reason,
+            } => {
+                let why = match reason {
+                    RemovalReason::Dead => "dead",
+                    RemovalReason::HandshakeTimeout => "handshake timeout",
+                };
+                write!(f, "Removed neighbour {peer}, {why} (degree {degree})")
+            }
+            Event::ConnectionRefused { peer, reason } => {
+                write!(f, "Connection refused by {peer}: {}", reason.as_str())
+            }
+            Event::RefusedHello { peer, reason } => {
+                write!(f, "Refused connection from {peer}: {}", reason.as_str())
+            }
+            Event::GossipOriginated {
+                message,
+                seq,
+                sent_to,
+            } => {
+                let m = message.identity();
+                write!(f, "Generated gossip #{seq} {m} (sent to {sent_to})")
+            }
+            Event::GossipDelivered {
+                message,
+                first_from,
+                ..
+            } => {
+                write!(
+                    f,
+                    "Received gossip {} from {first_from}",
+                    message.identity()
+                )
+            }
+            Event::DuplicateDropped { message, from } => {
+                write!(
+                    f,
+                    "Duplicate gossip {} from {from} dropped",
+                    message.identity()
+                )
+            }
+            Event::LivenessMissed { peer, misses } => {
+                write!(f, "Liveness reply missing from {peer} ({misses} in a row)")
+            }
+            Event::PeerDeclaredDead { peer } => write!(f, "Neighbour {peer} declared dead"),
+            Event::DeadNodeReported { dead, seed } => {
+                write!(f, "Reported Dead Node:{dead} to seed {seed}")
+            }
+            Event::DeadNodeNotice { dead, reporter } => {
+                write!(f, "Seed notice: Dead Node:{dead} reported by {reporter}")
+            }
+            Event::PeerRegistered {
+                peer,
+                refreshed: false,
+            } => write!(f, "Registered peer {peer}"),
+            Event::PeerRegistered {
+                peer,
+                refreshed: true,
+            } => write!(f, "Refreshed peer {peer}"),
+            Event::PeerListServed {
+                entries,
+                registered,
+            } => {
+                write!(f, "Sent peer list ({entries} of {registered} peers)")
+            }
+            Event::PeerRemovedBySeed {
+                dead,
+                reporter,
+                forwarded_to,
+            } => write!(
+                f,
+                "Dead Node:{dead} reported by {reporter}: removed, notice sent to {forwarded_to} peers"
+            ),
+            Event::DeadNodeAlreadyRemoved { dead, reporter } => {
+                write!(
+                    f,
+                    "Dead Node:{dead} reported by {reporter}: already removed"
+                )
+            }
+            Event::MalformedFrame {
+                from,
+                error,
+                closed,
+            } => {
+                let tail = if *closed { "; connection closed" } else { "" };
+                write!(f, "Malformed frame from {from}: {error}{tail}")
+            }
+            Event::UnexpectedMessage { from, kind } => {
+                write!(f, "Unexpected {kind} message from {from}, ignored")
+            }
+        }
+    }
+}
+
+/// Output queue and timer table shared by the machines: the parts of `Node` that are the
+/// same for a seed and a peer.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    queue: std::collections::VecDeque<Output>,
+    deadlines: [Option<Time>; TimerId::ALL.len()],
+}
+
+impl Outbox {
+    /// Queue an output.
+    pub fn push(&mut self, out: Output) {
+        self.queue.push_back(out);
+    }
+    /// Queue a send.
+    pub fn send(&mut self, conn: ConnId, msg: Message) {
+        self.push(Output::Send { conn, msg });
+    }
+    /// Queue an event.
+    pub fn event(&mut self, e: Event) {
+        self.push(Output::Event(e));
+    }
+    /// Arm `timer` for `at`, replacing its earlier deadline.
+    pub fn arm(&mut self, timer: TimerId, at: Time) {
+        self.deadlines[timer.index()] = Some(at);
+        self.push(Output::SetTimer { at, timer });
+    }
+    /// Arm `timer` for `at` unless it is already due at or before `at`.
+    pub fn arm_no_later(&mut self, timer: TimerId, at: Time) {
+        match self.deadlines[timer.index()] {
+            Some(d) if d <= at => {}
+            _ => self.arm(timer, at),
+        }
+    }
+    /// Whether `timer` is due at `now`; a due timer is disarmed (the caller re-arms it).
+    pub fn take_due(&mut self, timer: TimerId, now: Time) -> bool {
+        let slot = &mut self.deadlines[timer.index()];
+        match *slot {
+            Some(d) if d <= now => {
+                *slot = None;
+                true
+            }
+            _ => false,
+        }
+    }
+    /// The next output.
+    pub fn pop(&mut self) -> Option<Output> {
+        self.queue.pop_front()
+    }
+}

@@ -1,0 +1,195 @@
+//! Bootstrap: pick ⌊n/2⌋+1 seeds at random, register with each, union their peer lists, and
+//! keep the seed connections open for dead-node reports and notices. Unreachable seeds are
+//! retried with exponential back-off.
+
+use rand::seq::SliceRandom;
+use rand::seq::index::sample;
+
+use super::{Conn, PeerNode, Role};
+use crate::addr::NodeAddr;
+use crate::limits::{KNOWN_PEERS_MAX, SEED_ATTEMPTS_MAX};
+use crate::node::{ConnId, Event, Output, TimerId};
+use crate::time::Time;
+use crate::wire::Message;
+
+/// One chosen seed.
+#[derive(Debug)]
+pub(super) struct SeedLink {
+    pub(super) addr: NodeAddr,
+    pub(super) conn: Option<ConnId>,
+    /// Failed attempts since the last success.
+    attempts: u32,
+    retry_at: Option<Time>,
+    /// It confirmed our registration (on the current connection).
+    pub(super) registered: bool,
+    /// It answered our first peer-list request, or failed at least once: bootstrap need not
+    /// wait for it any longer.
+    settled: bool,
+}
+
+impl PeerNode {
+    pub(super) fn start(&mut self) {
+        let n = self.seed_addrs.len();
+        let k = if n == 0 { 0 } else { n / 2 + 1 };
+        let mut picked = sample(&mut self.rng, n, k).into_vec();
+        picked.sort_unstable();
+        let chosen: Vec<NodeAddr> = picked.into_iter().map(|i| self.seed_addrs[i]).collect();
+        self.out.event(Event::PeerStarted {
+            capacity: self.capacity,
+        });
+        self.out.event(Event::SeedsChosen {
+            seeds: chosen.clone(),
+        });
+        for addr in chosen {
+            self.seeds.push(SeedLink {
+                addr,
+                conn: None,
+                attempts: 0,
+                retry_at: None,
+                registered: false,
+                settled: false,
+            });
+            self.out.push(Output::Connect { addr });
+        }
+        self.maybe_bootstrapped();
+    }
+
+    fn seed_mut(&mut self, addr: NodeAddr) -> Option<&mut SeedLink> {
+        self.seeds.iter_mut().find(|s| s.addr == addr)
+    }
+
+    pub(super) fn seed_connected(&mut self, conn: ConnId, addr: NodeAddr) {
+        let me = self.addr;
+        let Some(s) = self.seed_mut(addr) else {
+            // A seed of config.txt we did not choose: nothing to say to it.
+            self.out.push(Output::Close { conn });
+            return;
+        };
+        s.conn = Some(conn);
+        s.attempts = 0;
+        s.retry_at = None;
+        self.conns.insert(
+            conn,
+            Conn {
+                role: Role::Seed(addr),
+                remote: addr,
+                bad_frames: 0,
+            },
+        );
+        self.out.send(conn, Message::Register { addr: me });
+        self.out.send(conn, Message::PeerListRequest);
+    }
+
+    pub(super) fn seed_failed(&mut self, addr: NodeAddr) {
+        let (now, base) = (self.now, self.cfg.seed_retry);
+        let Some(s) = self.seed_mut(addr) else { return };
+        s.attempts += 1;
+        s.settled = true;
+        let attempt = s.attempts;
+        let retry_in = (attempt < SEED_ATTEMPTS_MAX).then(|| base.times(1 << (attempt - 1)));
+        let retry_at = retry_in.map(|d| now + d);
+        s.retry_at = retry_at;
+        let retry_in_s = retry_in.map(|d| d.secs_f64());
+        self.out.event(Event::SeedUnreachable {
+            seed: addr,
+            attempt,
+            retry_in_s,
+        });
+        if let Some(at) = retry_at {
+            self.out.arm_no_later(TimerId::SeedRetry, at);
+        }
+        self.maybe_bootstrapped();
+    }
+
+    pub(super) fn seed_lost(&mut self, addr: NodeAddr) {
+        let Some(s) = self.seed_mut(addr) else { return };
+        s.conn = None;
+        s.registered = false;
+        self.out.event(Event::SeedLost { seed: addr });
+        // Reconnect (and register again) through the back-off path.
+        self.seed_failed(addr);
+    }
+
+    pub(super) fn retry_seeds(&mut self) {
+        let now = self.now;
+        let mut next = None::<Time>;
+        for s in &mut self.seeds {
+            match s.retry_at {
+                Some(at) if at <= now => {
+                    s.retry_at = None;
+                    self.out.push(Output::Connect { addr: s.addr });
+                }
+                Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+                None => {}
+            }
+        }
+        if let Some(at) = next {
+            self.out.arm(TimerId::SeedRetry, at);
+        }
+    }
+
+    pub(super) fn registered(&mut self, seed: NodeAddr) {
+        if let Some(s) = self.seed_mut(seed) {
+            s.registered = true;
+        }
+        self.out.event(Event::Registered { seed });
+    }
+
+    pub(super) fn peer_list(&mut self, seed: NodeAddr, peers: Vec<NodeAddr>) {
+        let entries = peers.len();
+        let me = self.addr;
+        let mut fresh = Vec::new();
+        for p in peers {
+            if p != me && self.known.len() < KNOWN_PEERS_MAX && self.known.insert(p) {
+                fresh.push(p);
+            }
+        }
+        let known = self.known.len();
+        self.out.event(Event::PeerListReceived {
+            seed,
+            entries,
+            known,
+        });
+        if let Some(s) = self.seed_mut(seed) {
+            s.settled = true;
+        }
+        if self.bootstrapped {
+            fresh.shuffle(&mut self.rng);
+            self.candidates.extend(fresh);
+            self.fill();
+        } else {
+            self.maybe_bootstrapped();
+        }
+    }
+
+    pub(super) fn dead_notice(&mut self, dead: NodeAddr, reporter: NodeAddr) {
+        self.known.remove(&dead);
+        self.out.event(Event::DeadNodeNotice { dead, reporter });
+    }
+
+    /// The seeds to tell about a dead neighbour: those we registered with and still reach.
+    pub(super) fn registered_seeds(&self) -> Vec<(NodeAddr, ConnId)> {
+        self.seeds
+            .iter()
+            .filter(|s| s.registered)
+            .filter_map(|s| s.conn.map(|c| (s.addr, c)))
+            .collect()
+    }
+
+    fn maybe_bootstrapped(&mut self) {
+        if self.bootstrapped || !self.seeds.iter().all(|s| s.settled) {
+            return;
+        }
+        self.bootstrapped = true;
+        let now = self.now;
+        if self.cfg.gossip_count > 0 {
+            self.out
+                .arm(TimerId::Gossip, now + self.cfg.gossip_interval);
+        }
+        self.out
+            .arm(TimerId::Liveness, now + self.cfg.liveness_interval);
+        self.out.arm(TimerId::SeenSweep, now + self.cfg.seen_ttl);
+        self.refresh_candidates();
+        self.fill();
+    }
+}

@@ -1,0 +1,69 @@
+//! Liveness: one round every interval for all neighbours. A neighbour that has not answered
+//! the previous request, or whose connection is closed, misses; after `misses_max`
+//! consecutive misses it is declared dead, reported to every seed we registered with, dropped,
+//! and its slot refilled.
+
+use super::PeerNode;
+use crate::addr::NodeAddr;
+use crate::node::{Event, RemovalReason, TimerId};
+use crate::wire::{DeadNode, Message, Timestamp};
+
+impl PeerNode {
+    pub(super) fn liveness_round(&mut self) {
+        let ts = Timestamp::at(self.now, self.cfg.wall_offset_micros);
+        let (me, misses_max) = (self.addr, self.cfg.misses_max);
+        let mut dead = Vec::new();
+        for (peer, n) in &mut self.neighbours {
+            if n.awaiting || n.conn.is_none() {
+                n.misses += 1;
+                self.out.event(Event::LivenessMissed {
+                    peer: *peer,
+                    misses: n.misses,
+                });
+                if n.misses >= misses_max {
+                    dead.push(*peer);
+                    continue;
+                }
+            }
+            if let Some(conn) = n.conn {
+                self.out.send(
+                    conn,
+                    Message::LivenessRequest {
+                        ts: ts.clone(),
+                        addr: me,
+                    },
+                );
+                n.awaiting = true;
+            }
+        }
+        for peer in dead {
+            self.declare_dead(peer, &ts);
+        }
+        self.out
+            .arm(TimerId::Liveness, self.now + self.cfg.liveness_interval);
+    }
+
+    pub(super) fn reply_in(&mut self, peer: NodeAddr) {
+        if let Some(n) = self.neighbours.get_mut(&peer) {
+            n.misses = 0;
+            n.awaiting = false;
+        }
+    }
+
+    fn declare_dead(&mut self, peer: NodeAddr, ts: &Timestamp) {
+        self.out.event(Event::PeerDeclaredDead { peer });
+        let notice = DeadNode {
+            dead: peer,
+            ts: ts.clone(),
+            reporter: self.addr,
+        };
+        for (seed, conn) in self.registered_seeds() {
+            self.out.send(conn, Message::DeadNode(notice.clone()));
+            self.out.event(Event::DeadNodeReported { dead: peer, seed });
+        }
+        self.remove_neighbour(peer, RemovalReason::Dead);
+        self.known.remove(&peer);
+        self.refresh_candidates();
+        self.fill();
+    }
+}

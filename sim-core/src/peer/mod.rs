@@ -1,0 +1,330 @@
+//! `PeerNode`: registers with a majority of seeds, keeps power-law neighbour links, floods
+//! gossip once per message, and watches its neighbours with liveness rounds.
+//!
+//! Split by concern: [`bootstrap`] (seeds), [`neighbours`] (handshakes and slots),
+//! [`gossip`] (origination, dedup, forwarding) and [`liveness`] (rounds and dead reports).
+
+mod bootstrap;
+mod gossip;
+mod liveness;
+mod neighbours;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::addr::NodeAddr;
+use crate::digest::DigestMemo;
+use crate::limits::CONNECTIONS_MAX;
+use crate::node::{ConnId, Event, Input, Node, Outbox, Output, TimerId};
+use crate::time::{Duration, Time};
+use crate::topology::Topology;
+use crate::wire::{Message, WireError};
+
+use bootstrap::SeedLink;
+use gossip::SeenSet;
+use neighbours::Neighbour;
+
+/// A peer's protocol settings. The defaults are the reference implementation's values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerConfig {
+    /// Time between two originated gossip messages (5 s).
+    pub gossip_interval: Duration,
+    /// Gossip messages each peer originates (10).
+    pub gossip_count: u32,
+    /// Time between liveness rounds (13 s).
+    pub liveness_interval: Duration,
+    /// Consecutive missed replies after which a neighbour is dead (3).
+    pub misses_max: u32,
+    /// How long a seen-set entry is kept (10 min).
+    pub seen_ttl: Duration,
+    /// How long a neighbour handshake may take (10 s).
+    pub handshake_timeout: Duration,
+    /// First back-off before an unreachable seed is tried again; doubles each time (1 s).
+    pub seed_retry: Duration,
+    /// Malformed frames tolerated on one connection before it is closed (3).
+    pub bad_frames_max: u32,
+    /// The neighbour-selection policy.
+    pub topology: Topology,
+    /// Added to `now` for wire timestamps: the UNIX time of the driver's epoch, in µs
+    /// (0 in the simulator, whose timestamps are seconds of virtual time).
+    pub wall_offset_micros: u64,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        PeerConfig {
+            gossip_interval: Duration::from_secs(5),
+            gossip_count: 10,
+            liveness_interval: Duration::from_secs(13),
+            misses_max: 3,
+            seen_ttl: Duration::from_secs(600),
+            handshake_timeout: Duration::from_secs(10),
+            seed_retry: Duration::from_secs(1),
+            bad_frames_max: 3,
+            topology: Topology::default(),
+            wall_offset_micros: 0,
+        }
+    }
+}
+
+/// What an open connection is to this peer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Role {
+    /// A connection to one of the chosen seeds.
+    Seed(NodeAddr),
+    /// We dialed `NodeAddr` and sent hello; waiting for its hello or refusal.
+    HelloSent(NodeAddr),
+    /// Someone dialed us; waiting for their hello.
+    Inbound,
+    /// An established neighbour link.
+    Neighbour(NodeAddr),
+}
+
+#[derive(Debug)]
+struct Conn {
+    role: Role,
+    remote: NodeAddr,
+    bad_frames: u32,
+}
+
+/// The peer machine.
+pub struct PeerNode {
+    addr: NodeAddr,
+    cfg: PeerConfig,
+    capacity: usize,
+    rng: ChaCha8Rng,
+    memo: Arc<DigestMemo>,
+    out: Outbox,
+    now: Time,
+    conns: BTreeMap<ConnId, Conn>,
+    /// Deadlines of connections still in their handshake.
+    handshakes: BTreeMap<ConnId, Time>,
+    seed_addrs: Vec<NodeAddr>,
+    seeds: Vec<SeedLink>,
+    bootstrapped: bool,
+    known: BTreeSet<NodeAddr>,
+    neighbours: BTreeMap<NodeAddr, Neighbour>,
+    /// Peers we asked to be neighbours and have no answer from yet.
+    dialing: BTreeSet<NodeAddr>,
+    /// Known peers not yet tried since the last refresh, in random order (popped from the end).
+    candidates: Vec<NodeAddr>,
+    originated: u32,
+    seen: SeenSet,
+}
+
+impl PeerNode {
+    /// A peer listening at `addr` that knows the seeds of `config.txt`.
+    pub fn new(
+        addr: NodeAddr,
+        seeds: Vec<NodeAddr>,
+        cfg: PeerConfig,
+        rng: ChaCha8Rng,
+        memo: Arc<DigestMemo>,
+    ) -> Self {
+        let capacity = cfg.topology.capacity(addr);
+        let seen = SeenSet::new(cfg.seen_ttl);
+        PeerNode {
+            addr,
+            capacity,
+            rng,
+            memo,
+            out: Outbox::default(),
+            now: Time::ZERO,
+            conns: BTreeMap::new(),
+            handshakes: BTreeMap::new(),
+            seed_addrs: seeds,
+            seeds: Vec::new(),
+            bootstrapped: false,
+            known: BTreeSet::new(),
+            neighbours: BTreeMap::new(),
+            dialing: BTreeSet::new(),
+            candidates: Vec::new(),
+            originated: 0,
+            seen,
+            cfg,
+        }
+    }
+
+    /// Where the peer listens.
+    pub fn addr(&self) -> NodeAddr {
+        self.addr
+    }
+
+    /// Most neighbours this peer keeps.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Current neighbours, in address order.
+    pub fn neighbours(&self) -> impl Iterator<Item = NodeAddr> + '_ {
+        self.neighbours.keys().copied()
+    }
+
+    /// Peers known from the seeds' lists.
+    pub fn known(&self) -> usize {
+        self.known.len()
+    }
+
+    /// Entries in the seen-set.
+    pub fn seen(&self) -> usize {
+        self.seen.len()
+    }
+
+    fn received(&mut self, conn: ConnId, msg: Message) {
+        let Some(c) = self.conns.get(&conn) else {
+            debug_assert!(false, "driver fed a message on {conn}, which is not open");
+            return;
+        };
+        let (role, remote) = (c.role, c.remote);
+        match (role, msg) {
+            (_, Message::LivenessRequest { ts, addr }) => {
+                self.out.send(
+                    conn,
+                    Message::LivenessReply {
+                        ts,
+                        to: addr,
+                        from: self.addr,
+                    },
+                );
+            }
+            (Role::Seed(seed), Message::Registered) => self.registered(seed),
+            (Role::Seed(seed), Message::PeerList { peers }) => self.peer_list(seed, peers),
+            (Role::Seed(_), Message::DeadNode(d)) => self.dead_notice(d.dead, d.reporter),
+            (Role::Inbound, Message::Hello { addr }) => self.hello_in(conn, addr),
+            (Role::HelloSent(peer), Message::Hello { .. }) => self.hello_accepted(conn, peer),
+            (Role::HelloSent(peer), Message::Refuse { reason }) => self.refused(conn, peer, reason),
+            (Role::Neighbour(peer), Message::Gossip(g)) => self.gossip_in(peer, g),
+            (Role::Neighbour(peer), Message::LivenessReply { .. }) => self.reply_in(peer),
+            (role, other) => {
+                let from = match role {
+                    Role::Seed(a) | Role::HelloSent(a) | Role::Neighbour(a) => a,
+                    Role::Inbound => remote,
+                };
+                self.out.event(Event::UnexpectedMessage {
+                    from,
+                    kind: other.kind(),
+                });
+            }
+        }
+    }
+
+    fn connected(&mut self, conn: ConnId, remote: NodeAddr, outbound: bool) {
+        if self.conns.len() >= CONNECTIONS_MAX {
+            self.out.push(Output::Close { conn });
+            if outbound {
+                self.dial_ended(remote);
+            }
+            return;
+        }
+        if !outbound {
+            self.conns.insert(
+                conn,
+                Conn {
+                    role: Role::Inbound,
+                    remote,
+                    bad_frames: 0,
+                },
+            );
+            self.expect_handshake(conn);
+        } else if self.seed_addrs.contains(&remote) {
+            self.seed_connected(conn, remote);
+        } else {
+            self.dialed(conn, remote);
+        }
+    }
+
+    fn connect_failed(&mut self, addr: NodeAddr) {
+        if self.seed_addrs.contains(&addr) {
+            self.seed_failed(addr);
+        } else {
+            self.dial_ended(addr);
+        }
+    }
+
+    /// The connection is gone (closed by the other side, or by us).
+    fn conn_gone(&mut self, conn: ConnId) {
+        self.handshakes.remove(&conn);
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        match c.role {
+            Role::Seed(seed) => self.seed_lost(seed),
+            Role::HelloSent(peer) => self.dial_ended(peer),
+            Role::Inbound => {}
+            Role::Neighbour(peer) => self.neighbour_disconnected(peer, conn),
+        }
+    }
+
+    /// Close a connection ourselves and forget it.
+    fn close(&mut self, conn: ConnId) {
+        self.out.push(Output::Close { conn });
+        self.conn_gone(conn);
+    }
+
+    fn malformed(&mut self, conn: ConnId, error: WireError) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.bad_frames += 1;
+        let from = match c.role {
+            Role::Seed(a) | Role::HelloSent(a) | Role::Neighbour(a) => a,
+            Role::Inbound => c.remote,
+        };
+        let closed = c.bad_frames >= self.cfg.bad_frames_max;
+        self.out.event(Event::MalformedFrame {
+            from,
+            error,
+            closed,
+        });
+        if closed {
+            self.close(conn);
+        }
+    }
+
+    fn timer(&mut self, timer: TimerId) {
+        if !self.out.take_due(timer, self.now) {
+            return; // late, duplicate or re-armed: the table says it is not due
+        }
+        match timer {
+            TimerId::Gossip => self.originate_next(),
+            TimerId::Liveness => self.liveness_round(),
+            TimerId::SeenSweep => self.sweep_seen(),
+            TimerId::Handshake => self.handshake_deadlines(),
+            TimerId::SeedRetry => self.retry_seeds(),
+        }
+    }
+}
+
+impl Node for PeerNode {
+    fn handle(&mut self, now: Time, input: Input) {
+        debug_assert!(
+            now >= self.now,
+            "time went backwards: {now:?} after {:?}",
+            self.now
+        );
+        self.now = now;
+        match input {
+            Input::Start => self.start(),
+            Input::Connected {
+                conn,
+                remote,
+                outbound,
+            } => self.connected(conn, remote, outbound),
+            Input::ConnectFailed { addr } => self.connect_failed(addr),
+            Input::Received { conn, msg } => self.received(conn, msg),
+            Input::Malformed { conn, error } => self.malformed(conn, error),
+            Input::Closed { conn } => self.conn_gone(conn),
+            Input::Timer(t) => self.timer(t),
+            Input::Originate { body } => self.originate(body.replace(['\n', '\r'], " ")),
+        }
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,209 @@
+//! Neighbour links: the hello handshake, refusals (full, duplicate, self), slot accounting
+//! against the topology's capacity, and refilling free slots from the known peers.
+//!
+//! Handshake: the dialer sends `Connection with Peer:ME`; the other side answers with its
+//! own hello (accepted) or `Connection refused:REASON` and a close. When two peers dial each
+//! other at once, the connection dialed by the lower address wins, so both keep the same one.
+
+use rand::seq::SliceRandom;
+
+use super::{Conn, PeerNode, Role};
+use crate::addr::NodeAddr;
+use crate::limits::HANDSHAKES_MAX;
+use crate::node::{ConnId, Event, Output, RemovalReason, TimerId};
+use crate::wire::{Message, RefuseReason};
+
+/// What a peer knows of one neighbour.
+#[derive(Debug)]
+pub(super) struct Neighbour {
+    /// The open connection; `None` once it closed (liveness then counts misses until the
+    /// neighbour is declared dead, or it reconnects).
+    pub(super) conn: Option<ConnId>,
+    /// Consecutive missed liveness replies.
+    pub(super) misses: u32,
+    /// A liveness request is unanswered.
+    pub(super) awaiting: bool,
+}
+
+impl PeerNode {
+    /// Slots taken: neighbours and dials in flight.
+    fn slots_used(&self) -> usize {
+        self.neighbours.len() + self.dialing.len()
+    }
+
+    pub(super) fn expect_handshake(&mut self, conn: ConnId) {
+        let at = self.now + self.cfg.handshake_timeout;
+        self.handshakes.insert(conn, at);
+        self.out.arm_no_later(TimerId::Handshake, at);
+    }
+
+    /// Our dial to `peer` connected: say hello.
+    pub(super) fn dialed(&mut self, conn: ConnId, peer: NodeAddr) {
+        if !self.dialing.contains(&peer) || self.neighbours.contains_key(&peer) {
+            // Meanwhile `peer` dialed us and won the tie, or we gave up on it.
+            self.out.push(Output::Close { conn });
+            self.dial_ended(peer);
+            return;
+        }
+        self.conns.insert(
+            conn,
+            Conn {
+                role: Role::HelloSent(peer),
+                remote: peer,
+                bad_frames: 0,
+            },
+        );
+        self.out.send(conn, Message::Hello { addr: self.addr });
+        self.expect_handshake(conn);
+    }
+
+    /// A dial to `peer` is over without a neighbour (failed, refused, closed, timed out).
+    pub(super) fn dial_ended(&mut self, peer: NodeAddr) {
+        if self.dialing.remove(&peer) {
+            self.fill();
+        }
+    }
+
+    pub(super) fn hello_in(&mut self, conn: ConnId, peer: NodeAddr) {
+        self.handshakes.remove(&conn);
+        match self.admit(peer) {
+            Ok(()) => {
+                self.out.send(conn, Message::Hello { addr: self.addr });
+                self.add_neighbour(conn, peer);
+            }
+            Err(reason) => {
+                self.out.send(conn, Message::Refuse { reason });
+                self.out.event(Event::RefusedHello { peer, reason });
+                self.close(conn);
+            }
+        }
+    }
+
+    /// Whether a hello from `peer` is accepted.
+    fn admit(&mut self, peer: NodeAddr) -> Result<(), RefuseReason> {
+        if peer == self.addr {
+            return Err(RefuseReason::SelfConnection);
+        }
+        if let Some(n) = self.neighbours.get(&peer) {
+            // A neighbour whose connection closed is back (e.g. restarted): take the new link.
+            return if n.conn.is_none() {
+                Ok(())
+            } else {
+                Err(RefuseReason::Duplicate)
+            };
+        }
+        let crossing = self.dialing.contains(&peer);
+        if crossing && self.addr < peer {
+            return Err(RefuseReason::Duplicate); // our own dial wins
+        }
+        // On a crossing their dial wins and ours will be dropped, so it frees its slot.
+        if self.slots_used() - usize::from(crossing) >= self.capacity {
+            return Err(RefuseReason::Full);
+        }
+        if crossing {
+            self.dialing.remove(&peer);
+        }
+        Ok(())
+    }
+
+    pub(super) fn hello_accepted(&mut self, conn: ConnId, peer: NodeAddr) {
+        self.handshakes.remove(&conn);
+        self.dialing.remove(&peer);
+        if self.neighbours.get(&peer).is_some_and(|n| n.conn.is_some()) {
+            self.close(conn);
+            return;
+        }
+        self.add_neighbour(conn, peer);
+    }
+
+    pub(super) fn refused(&mut self, conn: ConnId, peer: NodeAddr, reason: RefuseReason) {
+        self.out.event(Event::ConnectionRefused { peer, reason });
+        self.close(conn);
+    }
+
+    fn add_neighbour(&mut self, conn: ConnId, peer: NodeAddr) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.role = Role::Neighbour(peer);
+        }
+        let n = Neighbour {
+            conn: Some(conn),
+            misses: 0,
+            awaiting: false,
+        };
+        let replaced = self.neighbours.insert(peer, n).is_some();
+        self.known.insert(peer);
+        if !replaced {
+            let degree = self.neighbours.len();
+            self.out.event(Event::NeighbourAdded { peer, degree });
+        }
+    }
+
+    pub(super) fn neighbour_disconnected(&mut self, peer: NodeAddr, conn: ConnId) {
+        if let Some(n) = self.neighbours.get_mut(&peer) {
+            if n.conn == Some(conn) {
+                n.conn = None;
+            }
+        }
+    }
+
+    pub(super) fn remove_neighbour(&mut self, peer: NodeAddr, reason: RemovalReason) {
+        let Some(n) = self.neighbours.remove(&peer) else {
+            return;
+        };
+        if let Some(conn) = n.conn {
+            self.close(conn);
+        }
+        let degree = self.neighbours.len();
+        self.out.event(Event::NeighbourRemoved {
+            peer,
+            degree,
+            reason,
+        });
+    }
+
+    pub(super) fn handshake_deadlines(&mut self) {
+        let now = self.now;
+        let expired: Vec<ConnId> = self
+            .handshakes
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in expired {
+            self.close(conn);
+        }
+        if let Some(next) = self.handshakes.values().min().copied() {
+            self.out.arm(TimerId::Handshake, next);
+        }
+    }
+
+    /// Every known peer that is not a neighbour or being dialed, in a fresh random order.
+    pub(super) fn refresh_candidates(&mut self) {
+        let mut c: Vec<NodeAddr> = self
+            .known
+            .iter()
+            .filter(|p| !self.neighbours.contains_key(p) && !self.dialing.contains(p))
+            .copied()
+            .collect();
+        c.shuffle(&mut self.rng);
+        self.candidates = c;
+    }
+
+    /// Dial candidates until the free slots are spoken for.
+    pub(super) fn fill(&mut self) {
+        if !self.bootstrapped {
+            return;
+        }
+        while self.slots_used() < self.capacity && self.dialing.len() < HANDSHAKES_MAX {
+            let Some(peer) = self.candidates.pop() else {
+                break;
+            };
+            let taken = self.neighbours.contains_key(&peer) || self.dialing.contains(&peer);
+            if taken || peer == self.addr || !self.known.contains(&peer) {
+                continue;
+            }
+            self.dialing.insert(peer);
+            self.out.push(Output::Connect { addr: peer });
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! `SeedNode`: the registry. Peers register, ask for the peer list, and report dead peers;
+//! the seed removes a reported peer, logs who reported it and passes the notice on.
+
+use std::collections::BTreeMap;
+
+use rand::seq::index::sample;
+use rand_chacha::ChaCha8Rng;
+
+use crate::addr::NodeAddr;
+use crate::limits::PEER_LIST_ENTRIES_MAX;
+use crate::node::{ConnId, Event, Input, Node, Outbox, Output};
+use crate::time::Time;
+use crate::wire::{DeadNode, Message, WireError};
+
+/// A seed's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedConfig {
+    /// Most entries in one peer list reply; a random sample is sent when more are registered.
+    pub peer_list_max: usize,
+    /// Malformed frames tolerated on one connection before it is closed.
+    pub bad_frames_max: u32,
+}
+
+impl Default for SeedConfig {
+    fn default() -> Self {
+        SeedConfig {
+            peer_list_max: PEER_LIST_ENTRIES_MAX,
+            bad_frames_max: 3,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SeedConn {
+    remote: NodeAddr,
+    /// The listening address registered over this connection.
+    peer: Option<NodeAddr>,
+    bad_frames: u32,
+}
+
+/// The seed machine.
+pub struct SeedNode {
+    addr: NodeAddr,
+    cfg: SeedConfig,
+    rng: ChaCha8Rng,
+    out: Outbox,
+    /// Registered peers in registration order, for O(k) random samples.
+    peers: Vec<NodeAddr>,
+    /// Position of each registered peer in `peers`.
+    index: BTreeMap<NodeAddr, usize>,
+    conns: BTreeMap<ConnId, SeedConn>,
+}
+
+impl SeedNode {
+    /// A seed listening at `addr`.
+    pub fn new(addr: NodeAddr, cfg: SeedConfig, rng: ChaCha8Rng) -> Self {
+        SeedNode {
+            addr,
+            cfg: SeedConfig {
+                peer_list_max: cfg.peer_list_max.min(PEER_LIST_ENTRIES_MAX),
+                ..cfg
+            },
+            rng,
+            out: Outbox::default(),
+            peers: Vec::new(),
+            index: BTreeMap::new(),
+            conns: BTreeMap::new(),
+        }
+    }
+
+    /// Where the seed listens.
+    pub fn addr(&self) -> NodeAddr {
+        self.addr
+    }
+
+    /// The registered peers, in registration order.
+    pub fn registered(&self) -> &[NodeAddr] {
+        &self.peers
+    }
+
+    fn received(&mut self, conn: ConnId, msg: Message) {
+        let Some(c) = self.conns.get(&conn) else {
+            debug_assert!(false, "driver fed a message on {conn}, which is not open");
+            return;
+        };
+        let from = c.peer.unwrap_or(c.remote);
+        match msg {
+            Message::Register { addr } => self.register(conn, addr),
+            Message::PeerListRequest => self.serve_list(conn),
+            Message::DeadNode(notice) => self.dead_node(conn, notice),
+            other @ (Message::Registered
+            | Message::PeerList { .. }
+            | Message::Hello { .. }
+            | Message::Refuse { .. }
+            | Message::LivenessRequest { .. }
+            | Message::LivenessReply { .. }
+            | Message::Gossip(_)) => {
+                self.out.event(Event::UnexpectedMessage {
+                    from,
+                    kind: other.kind(),
+                });
+            }
+        }
+    }
+
+    fn register(&mut self, conn: ConnId, addr: NodeAddr) {
+        let refreshed = self.index.contains_key(&addr);
+        if !refreshed {
+            self.index.insert(addr, self.peers.len());
+            self.peers.push(addr);
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.peer = Some(addr);
+        }
+        self.out.send(conn, Message::Registered);
+        self.out.event(Event::PeerRegistered {
+            peer: addr,
+            refreshed,
+        });
+    }
+
+    fn serve_list(&mut self, conn: ConnId) {
+        let n = self.peers.len();
+        let peers = if n <= self.cfg.peer_list_max {
+            self.peers.clone()
+        } else {
+            let mut picked = sample(&mut self.rng, n, self.cfg.peer_list_max).into_vec();
+            picked.sort_unstable();
+            picked.into_iter().map(|i| self.peers[i]).collect()
+        };
+        self.out.event(Event::PeerListServed {
+            entries: peers.len(),
+            registered: n,
+        });
+        self.out.send(conn, Message::PeerList { peers });
+    }
+
+    fn dead_node(&mut self, conn: ConnId, notice: DeadNode) {
+        let DeadNode { dead, reporter, .. } = notice;
+        let Some(pos) = self.index.remove(&dead) else {
+            self.out
+                .event(Event::DeadNodeAlreadyRemoved { dead, reporter });
+            return;
+        };
+        self.peers.swap_remove(pos);
+        if let Some(&moved) = self.peers.get(pos) {
+            self.index.insert(moved, pos);
+        }
+        let targets: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(id, c)| **id != conn && c.peer.is_some_and(|p| p != dead))
+            .map(|(id, _)| *id)
+            .collect();
+        for &t in &targets {
+            self.out.send(t, Message::DeadNode(notice.clone()));
+        }
+        let forwarded_to = targets.len();
+        self.out.event(Event::PeerRemovedBySeed {
+            dead,
+            reporter,
+            forwarded_to,
+        });
+    }
+
+    fn malformed(&mut self, conn: ConnId, error: WireError) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.bad_frames += 1;
+        let from = c.peer.unwrap_or(c.remote);
+        let closed = c.bad_frames >= self.cfg.bad_frames_max;
+        if closed {
+            self.conns.remove(&conn);
+            self.out.push(Output::Close { conn });
+        }
+        self.out.event(Event::MalformedFrame {
+            from,
+            error,
+            closed,
+        });
+    }
+}
+
+impl Node for SeedNode {
+    fn handle(&mut self, _now: Time, input: Input) {
+        match input {
+            Input::Start => self.out.event(Event::SeedStarted),
+            Input::Connected { conn, remote, .. } => {
+                self.conns.insert(
+                    conn,
+                    SeedConn {
+                        remote,
+                        peer: None,
+                        bad_frames: 0,
+                    },
+                );
+            }
+            Input::Received { conn, msg } => self.received(conn, msg),
+            Input::Malformed { conn, error } => self.malformed(conn, error),
+            Input::Closed { conn } => {
+                self.conns.remove(&conn);
+            }
+            // A seed dials nobody, arms no timer and originates nothing.
+            Input::ConnectFailed { .. } | Input::Timer(_) | Input::Originate { .. } => {}
+        }
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Timestamp;
+    use rand::SeedableRng;
+
+    fn a(s: &str) -> NodeAddr {
+        s.parse().unwrap()
+    }
+
+    fn seed(cfg: SeedConfig) -> SeedNode {
+        let mut s = SeedNode::new(a("127.0.0.1:8080"), cfg, ChaCha8Rng::seed_from_u64(1));
+        s.handle(Time::ZERO, Input::Start);
+        s
+    }
+
+    fn drain(s: &mut SeedNode) -> Vec<Output> {
+        std::iter::from_fn(|| s.poll_output()).collect()
+    }
+
+    fn sends(outs: &[Output]) -> Vec<(ConnId, String)> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Output::Send { conn, msg } => Some((*conn, msg.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn connect_and_register(s: &mut SeedNode, conn: u64, port: u16) {
+        let remote = NodeAddr::new([127, 0, 0, 1].into(), 40000 + port);
+        s.handle(
+            Time::ZERO,
+            Input::Connected {
+                conn: ConnId(conn),
+                remote,
+                outbound: false,
+            },
+        );
+        let addr = NodeAddr::new([127, 0, 0, 1].into(), port);
+        s.handle(
+            Time::ZERO,
+            Input::Received {
+                conn: ConnId(conn),
+                msg: Message::Register { addr },
+            },
+        );
+    }
+
+    #[test]
+    fn registration_is_confirmed_and_listed() {
+        let mut s = seed(SeedConfig::default());
+        drain(&mut s);
+        connect_and_register(&mut s, 1, 5000);
+        connect_and_register(&mut s, 2, 5001);
+        s.handle(
+            Time::ZERO,
+            Input::Received {
+                conn: ConnId(2),
+                msg: Message::PeerListRequest,
+            },
+        );
+        let got = sends(&drain(&mut s));
+        assert_eq!(
+            got,
+            vec![
+                (ConnId(1), "registered successfully".into()),
+                (ConnId(2), "registered successfully".into()),
+                (ConnId(2), "peer list:127.0.0.1#5000:127.0.0.1#5001".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn dead_node_is_removed_logged_and_forwarded_to_other_peers() {
+        let mut s = seed(SeedConfig::default());
+        for (c, p) in [(1, 5000), (2, 5001), (3, 5002)] {
+            connect_and_register(&mut s, c, p);
+        }
+        drain(&mut s);
+        let notice = DeadNode {
+            dead: a("127.0.0.1:5002"),
+            ts: Timestamp::parse("10").unwrap(),
+            reporter: a("127.0.0.1:5000"),
+        };
+        let report = Message::DeadNode(notice.clone());
+        s.handle(
+            Time::ZERO,
+            Input::Received {
+                conn: ConnId(1),
+                msg: report.clone(),
+            },
+        );
+        let outs = drain(&mut s);
+        assert_eq!(sends(&outs), vec![(ConnId(2), report.to_string())]);
+        assert!(outs.iter().any(|o| matches!(o, Output::Event(Event::PeerRemovedBySeed {
+            dead, reporter, forwarded_to: 1 }) if *dead == notice.dead && *reporter == notice.reporter)));
+        assert_eq!(s.registered(), &[a("127.0.0.1:5000"), a("127.0.0.1:5001")]);
+
+        s.handle(
+            Time::ZERO,
+            Input::Received {
+                conn: ConnId(2),
+                msg: report,
+            },
+        );
+        let outs = drain(&mut s);
+        assert!(sends(&outs).is_empty());
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Event(Event::DeadNodeAlreadyRemoved { .. })))
+        );
+    }
+
+    #[test]
+    fn a_large_registry_is_sampled_to_the_list_limit() {
+        let mut s = seed(SeedConfig {
+            peer_list_max: 5,
+            ..SeedConfig::default()
+        });
+        for p in 0..50u16 {
+            connect_and_register(&mut s, u64::from(p), 5000 + p);
+        }
+        drain(&mut s);
+        s.handle(
+            Time::ZERO,
+            Input::Received {
+                conn: ConnId(0),
+                msg: Message::PeerListRequest,
+            },
+        );
+        let outs = drain(&mut s);
+        let list = outs.iter().find_map(|o| match o {
+            Output::Send {
+                msg: Message::PeerList { peers },
+                ..
+            } => Some(peers.clone()),
+            _ => None,
+        });
+        let list = list.expect("a peer list was sent");
+        assert_eq!(list.len(), 5);
+        let mut dedup = list.clone();
+        dedup.dedup();
+        assert_eq!(
+            dedup, list,
+            "a sample has no repeats and keeps registry order"
+        );
+    }
+
+    #[test]
+    fn repeated_malformed_frames_close_the_connection() {
+        let mut s = seed(SeedConfig {
+            bad_frames_max: 2,
+            ..SeedConfig::default()
+        });
+        connect_and_register(&mut s, 1, 5000);
+        drain(&mut s);
+        let bad = || Input::Malformed {
+            conn: ConnId(1),
+            error: WireError::Empty,
+        };
+        s.handle(Time::ZERO, bad());
+        assert!(
+            !drain(&mut s)
+                .iter()
+                .any(|o| matches!(o, Output::Close { .. }))
+        );
+        s.handle(Time::ZERO, bad());
+        assert!(
+            drain(&mut s)
+                .iter()
+                .any(|o| matches!(o, Output::Close { conn: ConnId(1) }))
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Cross-crate tests for gossipnet live in `tests/tests/`.
