@@ -1,1 +1,292 @@
-fn main() {}
+#![forbid(unsafe_code)]
+//! `gossipnet`: a thin command line over the library crates.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use experiments::run::{RunOptions, RunResult, default_out, run_to_folder};
+use sim_core::sim::{Fault, Latency, SimConfig};
+use sim_core::time::{Duration, Time};
+
+/// A peer-to-peer gossip network: simulated deterministically, or run over TCP.
+#[derive(Parser)]
+#[command(name = "gossipnet", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Simulate a network in virtual time and write a run folder (logs, CSV, summary.json).
+    ///
+    /// Plain `gossipnet sim` is the main job: 3 seeds, 40 peers, 5 virtual minutes, 20 ms
+    /// links, and peer 4 crashes at 60 s. The same arguments and --seed give the same run,
+    /// byte for byte; compare the printed trace digest.
+    Sim(Box<SimArgs>),
+    /// Time fixed simulator workloads (1 000, 10 000 and 100 000 peers).
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Run seed; every random choice derives from it.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of seed nodes.
+    #[arg(long, default_value_t = 3)]
+    seeds: usize,
+    /// Number of peers.
+    #[arg(long, default_value_t = 40)]
+    peers: usize,
+    /// Virtual time to simulate (e.g. 90s, 5m).
+    #[arg(long, default_value = "5m")]
+    duration: Duration,
+    /// One-way link latency: fixed (20ms) or uniform per message (10ms..50ms).
+    #[arg(long, default_value = "20ms")]
+    latency: Latency,
+    /// Crash a peer (index or IP:PORT) at a time; its neighbours see the connections close.
+    /// Repeatable. Giving any fault flag replaces the default crash (4@60s).
+    #[arg(long = "crash", value_name = "PEER@TIME", value_parser = Fault::parse_peer_at)]
+    crash: Vec<(usize, Time)>,
+    /// Fail a peer silently: connections stay open, nothing is answered. Repeatable.
+    #[arg(long = "silent-fail", value_name = "PEER@TIME", value_parser = Fault::parse_peer_at)]
+    silent_fail: Vec<(usize, Time)>,
+    /// Restart a peer with fresh state (it registers again). Repeatable.
+    #[arg(long = "restart", value_name = "PEER@TIME", value_parser = Fault::parse_peer_at)]
+    restart: Vec<(usize, Time)>,
+    /// Partition two groups of peers (inclusive index ranges) for an interval, e.g.
+    /// 0-9|10-19@30s..90s. Traffic between them is held until it heals. Repeatable.
+    #[arg(long = "partition", value_name = "A-B|C-D@START..END", value_parser = Fault::parse_partition)]
+    partition: Vec<Fault>,
+    /// Crash a seed (index or IP:PORT) at a time. Repeatable.
+    #[arg(long = "seed-crash", value_name = "SEED@TIME", value_parser = Fault::parse_seed_at)]
+    seed_crash: Vec<(usize, Time)>,
+    /// Run without the default crash of peer 4 at 60 s.
+    #[arg(long)]
+    no_faults: bool,
+    /// PBKDF2 iterations of the dedup digest.
+    #[arg(long, default_value_t = sim_core::digest::ITERATIONS_DEFAULT)]
+    hash_iterations: u32,
+    /// Output folder [default: results/seed-<SEED>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write the full trace to FILE, one event a line.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Peer i starts at (i + 1) x this.
+    #[arg(long, default_value = "100ms")]
+    join_interval: Duration,
+    #[command(flatten)]
+    protocol: ProtocolArgs,
+}
+
+/// The protocol settings shared by every command that runs peers.
+#[derive(Args)]
+struct ProtocolArgs {
+    /// Time between liveness rounds.
+    #[arg(long, default_value = "13s")]
+    liveness_interval: Duration,
+    /// Time between two gossip messages a peer originates.
+    #[arg(long, default_value = "5s")]
+    gossip_interval: Duration,
+    /// Gossip messages each peer originates.
+    #[arg(long, default_value_t = 10)]
+    gossip_count: u32,
+    /// Consecutive missed liveness replies after which a neighbour is dead.
+    #[arg(long, default_value_t = 3)]
+    misses: u32,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Peer counts to run, smallest first.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+    sizes: Vec<usize>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Sim(args) => sim(*args),
+        Cmd::Bench(args) => bench(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gossipnet: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn sim_config(a: &SimArgs) -> SimConfig {
+    let mut cfg = SimConfig {
+        seed: a.seed,
+        seeds: a.seeds,
+        peers: a.peers,
+        duration: a.duration,
+        latency: a.latency,
+        hash_iterations: a.hash_iterations,
+        join_interval: a.join_interval,
+        ..SimConfig::default()
+    };
+    cfg.peer.liveness_interval = a.protocol.liveness_interval;
+    cfg.peer.gossip_interval = a.protocol.gossip_interval;
+    cfg.peer.gossip_count = a.protocol.gossip_count;
+    cfg.peer.misses_max = a.protocol.misses;
+    let mut faults: Vec<Fault> = Vec::new();
+    faults.extend(a.crash.iter().map(|&(peer, at)| Fault::Crash { peer, at }));
+    faults.extend(
+        a.silent_fail
+            .iter()
+            .map(|&(peer, at)| Fault::SilentFail { peer, at }),
+    );
+    faults.extend(
+        a.restart
+            .iter()
+            .map(|&(peer, at)| Fault::Restart { peer, at }),
+    );
+    faults.extend(a.partition.iter().cloned());
+    faults.extend(
+        a.seed_crash
+            .iter()
+            .map(|&(seed, at)| Fault::SeedCrash { seed, at }),
+    );
+    if !faults.is_empty() || a.no_faults {
+        cfg.faults = faults;
+    }
+    cfg
+}
+
+fn sim(args: SimArgs) -> Result<(), String> {
+    let cfg = sim_config(&args);
+    cfg.validate()?;
+    let out = args.out.clone().unwrap_or_else(|| default_out(cfg.seed));
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let header = format!(
+        "gossipnet sim: seed {}, {} seeds, {} peers, {} virtual, latency {}",
+        cfg.seed, cfg.seeds, cfg.peers, cfg.duration, cfg.latency
+    );
+    println!("{header}");
+    let result = run_to_folder(
+        cfg,
+        RunOptions {
+            out,
+            trace: args.trace.clone(),
+            command,
+            progress: Some(progress_bar()),
+        },
+    )?;
+    print_summary(&result);
+    Ok(())
+}
+
+/// A progress bar on stderr that appears only on a terminal and only once a run has taken
+/// more than a second.
+fn progress_bar() -> Box<dyn FnMut(f64)> {
+    let started = Instant::now();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let tty = std::io::stderr().is_terminal();
+    Box::new(move |done| {
+        if !tty || (bar.is_none() && started.elapsed().as_secs_f64() < 1.0) {
+            return;
+        }
+        let b = bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new(1000);
+            let style = indicatif::ProgressStyle::with_template(
+                "{bar:40} {percent:>3}% virtual time, {elapsed} elapsed, ~{eta} left",
+            );
+            if let Ok(style) = style {
+                b.set_style(style);
+            }
+            b
+        });
+        b.set_position((done * 1000.0) as u64);
+        if done >= 1.0 {
+            b.finish_and_clear();
+        }
+    })
+}
+
+fn print_summary(r: &RunResult) {
+    let o = &r.outcome;
+    let row = |k: &str, v: String| println!("  {k:<26}{v}");
+    row(
+        "peers (alive at end)",
+        format!("{} ({})", o.peers, o.peers_alive),
+    );
+    row("messages originated", o.messages.to_string());
+    row(
+        "deliveries",
+        format!(
+            "{} (coverage {:.2}% of {} expected)",
+            o.deliveries,
+            o.coverage * 100.0,
+            o.expected_deliveries
+        ),
+    );
+    row("delivered twice", o.double_deliveries.to_string());
+    row("duplicates dropped", o.duplicates.to_string());
+    if let Some([min, mean, max]) = o.degree {
+        row(
+            "degree min / mean / max",
+            format!("{min} / {mean:.1} / {max}"),
+        );
+    }
+    row(
+        "dead declarations",
+        format!("{} (false positives {})", o.detections, o.false_positives),
+    );
+    if let Some([min, med, max]) = o.detection_latency_s {
+        row(
+            "detection latency",
+            format!("min {min:.2} s, median {med:.2} s, max {max:.2} s"),
+        );
+    }
+    row("trace digest", r.trace_digest.clone());
+    row(
+        "wall time",
+        format!(
+            "{:.2} s ({:.0} events/s), hashing {:.2} s for {} digests",
+            r.wall_s,
+            r.events as f64 / r.wall_s.max(1e-9),
+            r.hashing_s,
+            r.digests
+        ),
+    );
+    row("output", r.out.display().to_string());
+}
+
+fn bench(args: &BenchArgs) -> Result<(), String> {
+    println!(
+        "gossipnet bench: 3 seeds, 100 messages from random origins, liveness on, 120 s virtual, \
+         1 digest iteration; {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "{:>8} {:>12} {:>12} {:>9} {:>12} {:>11} {:>10}",
+        "peers", "events", "deliveries", "wall s", "events/s", "peak MiB", "B/peer"
+    );
+    for &n in &args.sizes {
+        let r = experiments::bench::run_one(n)?;
+        let mib = r
+            .peak_rss
+            .map_or("-".into(), |b| format!("{:.0}", b as f64 / 1048576.0));
+        let bpp = r.bytes_per_peer.map_or("-".into(), |b| b.to_string());
+        println!(
+            "{:>8} {:>12} {:>12} {:>9.2} {:>12.0} {:>11} {:>10}",
+            r.peers,
+            r.events,
+            r.deliveries,
+            r.wall_s,
+            r.events as f64 / r.wall_s.max(1e-9),
+            mib,
+            bpp
+        );
+    }
+    Ok(())
+}

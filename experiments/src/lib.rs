@@ -1,1 +1,7 @@
-//! Experiments.
+#![forbid(unsafe_code)]
+//! Runs, sweeps and benchmarks over gossipnet's simulator. The `gossipnet` binary is a thin
+//! layer over these functions; they may read the wall clock (sim-core never does), but only to
+//! report how long things took.
+
+pub mod bench;
+pub mod run;

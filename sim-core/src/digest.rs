@@ -98,9 +98,12 @@ impl DigestMemo {
 
     /// The seen-set key of `g`, computed at most once per distinct message while it is held.
     pub fn key(&self, g: &Arc<Gossip>) -> DigestKey {
-        if let Some(k) = self.lock().keys.get(g).copied() {
-            self.lock().stats.hits += 1;
-            return k;
+        {
+            let mut inner = self.lock();
+            if let Some(k) = inner.keys.get(g).copied() {
+                inner.stats.hits += 1;
+                return k;
+            }
         }
         // Hash outside the lock so that nodes on other threads are not held up; two threads
         // racing on one new message may both compute it, which is harmless.

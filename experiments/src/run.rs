@@ -1,0 +1,123 @@
+//! One simulated run, from configuration to output folder.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::json;
+use sim_core::digest::DigestMemo;
+use sim_core::report::{Outcome, Recorder, write_folder};
+use sim_core::sim::{SimConfig, World};
+use sim_core::time::{Duration, Time};
+
+/// Where a run writes and what it reports along the way.
+pub struct RunOptions {
+    /// The output folder.
+    pub out: PathBuf,
+    /// Also write the full trace here, one event a line.
+    pub trace: Option<PathBuf>,
+    /// The command line that reproduces the run (stored in `summary.json`).
+    pub command: String,
+    /// Called with the fraction of virtual time done, about every virtual second.
+    pub progress: Option<Box<dyn FnMut(f64)>>,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// The run's figures.
+    pub outcome: Outcome,
+    /// SHA-256 of the trace.
+    pub trace_digest: String,
+    /// Wall-clock seconds the simulation took.
+    pub wall_s: f64,
+    /// Queue entries processed.
+    pub events: u64,
+    /// Seconds spent computing digests.
+    pub hashing_s: f64,
+    /// Distinct digests computed.
+    pub digests: u64,
+    /// The output folder.
+    pub out: PathBuf,
+}
+
+/// A monotonic microsecond stopwatch for the digest memo.
+pub fn stopwatch() -> sim_core::digest::Stopwatch {
+    let start = Instant::now();
+    Box::new(move || u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX))
+}
+
+/// The run's parameters as JSON, for `summary.json` and reports.
+pub fn parameters(cfg: &SimConfig) -> serde_json::Value {
+    json!({
+        "seeds": cfg.seeds,
+        "peers": cfg.peers,
+        "duration_s": cfg.duration.secs_f64(),
+        "latency": cfg.latency.to_string(),
+        "faults": cfg.faults.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+        "gossip_interval_s": cfg.peer.gossip_interval.secs_f64(),
+        "gossip_count": cfg.peer.gossip_count,
+        "liveness_interval_s": cfg.peer.liveness_interval.secs_f64(),
+        "misses": cfg.peer.misses_max,
+        "hash_iterations": cfg.hash_iterations,
+        "join_interval_s": cfg.join_interval.secs_f64(),
+        "topology": cfg.peer.topology.to_string(),
+        "peer_list_max": cfg.seed_node.peer_list_max,
+    })
+}
+
+/// Runs `cfg` and writes its folder.
+pub fn run_to_folder(cfg: SimConfig, mut opts: RunOptions) -> Result<RunResult, String> {
+    let memo = DigestMemo::with_stopwatch(cfg.hash_iterations, stopwatch());
+    let seed = cfg.seed;
+    let mut world = World::new(cfg, memo)?;
+    if let Some(path) = &opts.trace {
+        let file =
+            File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        world.set_trace_output(Box::new(BufWriter::new(file)));
+    }
+    let mut rec = Recorder::new(0);
+    let end = Time::ZERO + world.config().duration;
+    let started = Instant::now();
+    let step = Duration::from_secs(1);
+    while world.now() < end {
+        let next = (world.now() + step).min(end);
+        world.run_until(next, &mut rec);
+        if let Some(p) = opts.progress.as_mut() {
+            p(next.0 as f64 / end.0.max(1) as f64);
+        }
+    }
+    let wall_s = started.elapsed().as_secs_f64();
+    let stats = world.stats();
+    let memo = world.memo().stats();
+    let trace_digest = world.trace_digest();
+    let extra = json!({
+        "seed": seed,
+        "command": opts.command,
+        "parameters": parameters(world.config()),
+        "trace_digest": trace_digest,
+        "wall_time_s": wall_s,
+        "events_processed": stats.events_processed,
+        "events_per_s": stats.events_processed as f64 / wall_s.max(1e-9),
+        "messages_delivered": stats.messages_delivered,
+        "hashing_time_s": memo.hashing_micros as f64 / 1e6,
+        "digests_computed": memo.computed,
+    });
+    write_folder(&opts.out, &rec, extra)
+        .map_err(|e| format!("cannot write {}: {e}", opts.out.display()))?;
+    Ok(RunResult {
+        outcome: rec.outcome(),
+        trace_digest,
+        wall_s,
+        events: stats.events_processed,
+        hashing_s: memo.hashing_micros as f64 / 1e6,
+        digests: memo.computed,
+        out: opts.out.clone(),
+    })
+}
+
+/// The default output folder of a run with `seed`.
+pub fn default_out(seed: u64) -> PathBuf {
+    Path::new("results").join(format!("seed-{seed}"))
+}

@@ -1,0 +1,418 @@
+//! Events -> the run folder: `outputfile.log`, `freqtrack.log`, `degrees.csv`, `edges.csv`,
+//! `deliveries.csv`, `detections.csv` and `summary.json`. Both drivers feed the same
+//! [`Recorder`], so simulated and real runs are read with the same tools.
+
+mod write;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::addr::NodeAddr;
+use crate::node::Event;
+use crate::sim::{Observer, WorldEvent};
+use crate::time::Time;
+use crate::wire::Gossip;
+
+pub use write::write_folder;
+
+/// One originated message.
+#[derive(Clone, Debug)]
+pub struct MessageInfo {
+    /// The message.
+    pub message: Arc<Gossip>,
+    /// Its origin's sequence number (1 for the first).
+    pub seq: u32,
+    /// When it was originated.
+    pub originated_at: Time,
+    /// Peers reachable from the origin over live links when it was originated.
+    pub reachable: Vec<NodeAddr>,
+}
+
+/// One first receipt of a message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// Index into [`Recorder::messages`], if the origin's event was seen.
+    pub message: Option<usize>,
+    /// The message's identity.
+    pub identity: String,
+    /// The message's origin.
+    pub origin: NodeAddr,
+    /// Who received it.
+    pub receiver: NodeAddr,
+    /// The neighbour it first came from.
+    pub first_from: NodeAddr,
+    /// Overlay hops from the origin, derived from `first_from` chains.
+    pub hops: Option<u32>,
+    /// When it arrived.
+    pub at: Time,
+}
+
+/// One `PeerDeclaredDead`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Detection {
+    /// The peer declared dead.
+    pub dead: NodeAddr,
+    /// The neighbour that declared it.
+    pub reporter: NodeAddr,
+    /// When it went down, if it was down.
+    pub down_at: Option<Time>,
+    /// When the reporter declared it dead.
+    pub reported_at: Time,
+    /// It was running when declared dead.
+    pub false_positive: bool,
+}
+
+/// What the recorder knows of a peer.
+#[derive(Clone, Debug, Default)]
+pub struct PeerState {
+    /// Neighbour capacity.
+    pub capacity: usize,
+    /// Current neighbours.
+    pub neighbours: BTreeSet<NodeAddr>,
+    /// Running now.
+    pub up: bool,
+    /// When it last went down.
+    pub down_at: Option<Time>,
+    /// Seeds that confirmed its registration.
+    pub registered_with: BTreeSet<NodeAddr>,
+    /// Duplicates it dropped.
+    pub duplicates: u64,
+}
+
+/// Collects what a run's events say, for the output folder and for checks.
+#[derive(Default)]
+pub struct Recorder {
+    /// Added to event times for log timestamps (UNIX µs of the epoch for real runs).
+    pub wall_offset_micros: u64,
+    /// Keep `outputfile.log` lines in memory (off for very large runs).
+    pub keep_log: bool,
+    /// `outputfile.log` lines.
+    pub log: Vec<String>,
+    /// `freqtrack.log` lines.
+    pub freqtrack: Vec<String>,
+    /// Every peer seen, by address.
+    pub peers: BTreeMap<NodeAddr, PeerState>,
+    /// Seeds seen, and whether they are up.
+    pub seeds: BTreeMap<NodeAddr, bool>,
+    /// Originated messages, in origination order.
+    pub messages: Vec<MessageInfo>,
+    // Look-ups only; never iterated.
+    message_index: HashMap<Arc<Gossip>, usize>,
+    hops: HashMap<(usize, NodeAddr), u32>,
+    /// First receipts, in time order.
+    pub deliveries: Vec<Delivery>,
+    /// Dead declarations, in time order.
+    pub detections: Vec<Detection>,
+    /// Seed removals: dead peer -> (seed, time).
+    pub removals: BTreeMap<NodeAddr, Vec<(NodeAddr, Time)>>,
+    /// Dead reports sent to seeds.
+    pub reports_sent: u64,
+    /// Malformed frames seen.
+    pub malformed: u64,
+}
+
+impl Recorder {
+    /// A recorder that keeps the log.
+    pub fn new(wall_offset_micros: u64) -> Self {
+        Recorder {
+            wall_offset_micros,
+            keep_log: true,
+            ..Recorder::default()
+        }
+    }
+
+    fn stamp(&self, at: Time) -> String {
+        Time(at.0.saturating_add(self.wall_offset_micros)).to_string()
+    }
+
+    fn peer(&mut self, addr: NodeAddr) -> &mut PeerState {
+        self.peers.entry(addr).or_default()
+    }
+
+    fn degree_changed(&mut self, node: NodeAddr, degree: usize) {
+        self.freqtrack.push(format!("{node}=>{degree}"));
+    }
+
+    /// Peers reachable from `origin` over links both ends hold, among running peers.
+    fn reachable_from(&self, origin: NodeAddr) -> Vec<NodeAddr> {
+        let mut seen = BTreeSet::from([origin]);
+        let mut queue = VecDeque::from([origin]);
+        while let Some(p) = queue.pop_front() {
+            let Some(state) = self.peers.get(&p) else {
+                continue;
+            };
+            for &n in &state.neighbours {
+                let mutual = self
+                    .peers
+                    .get(&n)
+                    .is_some_and(|s| s.up && s.neighbours.contains(&p));
+                if mutual && seen.insert(n) {
+                    queue.push_back(n);
+                }
+            }
+        }
+        seen.remove(&origin);
+        seen.into_iter().collect()
+    }
+
+    fn originated(&mut self, at: Time, node: NodeAddr, message: &Arc<Gossip>, seq: u32) {
+        let idx = self.messages.len();
+        let reachable = self.reachable_from(node);
+        self.messages.push(MessageInfo {
+            message: Arc::clone(message),
+            seq,
+            originated_at: at,
+            reachable,
+        });
+        self.message_index.insert(Arc::clone(message), idx);
+        self.hops.insert((idx, node), 0);
+    }
+
+    fn delivered(
+        &mut self,
+        at: Time,
+        receiver: NodeAddr,
+        message: &Arc<Gossip>,
+        first_from: NodeAddr,
+    ) {
+        let idx = self.message_index.get(message).copied();
+        let hops = idx.and_then(|i| {
+            let h = self.hops.get(&(i, first_from)).copied()? + 1;
+            self.hops.insert((i, receiver), h);
+            Some(h)
+        });
+        self.deliveries.push(Delivery {
+            message: idx,
+            identity: message.identity(),
+            origin: message.origin,
+            receiver,
+            first_from,
+            hops,
+            at,
+        });
+    }
+
+    fn declared_dead(&mut self, at: Time, reporter: NodeAddr, dead: NodeAddr) {
+        let state = self.peers.get(&dead);
+        let up = state.is_none_or(|s| s.up);
+        let down_at = state.and_then(|s| s.down_at).filter(|_| !up);
+        self.detections.push(Detection {
+            dead,
+            reporter,
+            down_at,
+            reported_at: at,
+            false_positive: up,
+        });
+    }
+}
+
+impl Observer for Recorder {
+    fn event(&mut self, at: Time, node: NodeAddr, event: &Event) {
+        match event {
+            Event::PeerStarted { capacity } => {
+                let p = self.peer(node);
+                *p = PeerState {
+                    capacity: *capacity,
+                    up: true,
+                    ..PeerState::default()
+                };
+            }
+            Event::SeedStarted => {
+                self.seeds.insert(node, true);
+            }
+            Event::Registered { seed } => {
+                self.peer(node).registered_with.insert(*seed);
+            }
+            Event::SeedLost { seed } => {
+                self.peer(node).registered_with.remove(seed);
+            }
+            Event::NeighbourAdded { peer, degree } => {
+                self.peer(node).neighbours.insert(*peer);
+                self.degree_changed(node, *degree);
+            }
+            Event::NeighbourRemoved { peer, degree, .. } => {
+                self.peer(node).neighbours.remove(peer);
+                self.degree_changed(node, *degree);
+            }
+            Event::GossipOriginated { message, seq, .. } => {
+                self.originated(at, node, message, *seq)
+            }
+            Event::GossipDelivered {
+                message,
+                first_from,
+                ..
+            } => {
+                self.delivered(at, node, message, *first_from);
+            }
+            Event::DuplicateDropped { .. } => {
+                self.peer(node).duplicates += 1;
+                return; // counted, not logged: the trace has every one
+            }
+            Event::PeerDeclaredDead { peer } => self.declared_dead(at, node, *peer),
+            Event::DeadNodeReported { .. } => self.reports_sent += 1,
+            Event::PeerRemovedBySeed { dead, .. } => {
+                self.removals.entry(*dead).or_default().push((node, at));
+            }
+            Event::MalformedFrame { .. } => self.malformed += 1,
+            Event::SeedsChosen { .. }
+            | Event::SeedUnreachable { .. }
+            | Event::PeerListReceived { .. }
+            | Event::ConnectionRefused { .. }
+            | Event::RefusedHello { .. }
+            | Event::LivenessMissed { .. }
+            | Event::DeadNodeNotice { .. }
+            | Event::PeerRegistered { .. }
+            | Event::PeerListServed { .. }
+            | Event::DeadNodeAlreadyRemoved { .. }
+            | Event::UnexpectedMessage { .. } => {}
+        }
+        if self.keep_log {
+            let line = format!("{}:{node} {event}", self.stamp(at));
+            self.log.push(line);
+        }
+    }
+
+    fn world(&mut self, at: Time, event: &WorldEvent) {
+        match event {
+            WorldEvent::Down { node, .. } => {
+                if let Some(up) = self.seeds.get_mut(node) {
+                    *up = false;
+                } else {
+                    let p = self.peer(*node);
+                    p.up = false;
+                    p.down_at = Some(at);
+                }
+            }
+            WorldEvent::Restarted { .. } => {} // PeerStarted resets the state
+            WorldEvent::PartitionStarted(_) | WorldEvent::PartitionHealed(_) => {}
+        }
+        if self.keep_log {
+            let line = format!("{}:{event}", self.stamp(at));
+            self.log.push(line);
+        }
+    }
+}
+
+/// Figures a run is judged by.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Outcome {
+    /// Peers that started.
+    pub peers: usize,
+    /// Peers running at the end.
+    pub peers_alive: usize,
+    /// Messages originated.
+    pub messages: usize,
+    /// First receipts.
+    pub deliveries: usize,
+    /// (message, receiver) pairs expected: receivers reachable from the origin when it was
+    /// originated and still running at the end.
+    pub expected_deliveries: usize,
+    /// Expected pairs that were delivered.
+    pub expected_delivered: usize,
+    /// `expected_delivered / expected_deliveries` (1 when nothing was expected).
+    pub coverage: f64,
+    /// (peer, message) pairs delivered more than once (must be 0).
+    pub double_deliveries: usize,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Dead declarations.
+    pub detections: usize,
+    /// Dead declarations of running peers.
+    pub false_positives: usize,
+    /// Seconds from going down to being declared dead: min, median, max.
+    pub detection_latency_s: Option<[f64; 3]>,
+    /// Final degree: min, mean, max over running peers.
+    pub degree: Option<[f64; 3]>,
+    /// Malformed frames.
+    pub malformed: u64,
+}
+
+impl Recorder {
+    /// The run's figures.
+    pub fn outcome(&self) -> Outcome {
+        let alive: BTreeSet<NodeAddr> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.up)
+            .map(|(a, _)| *a)
+            .collect();
+        let mut delivered = BTreeSet::new();
+        let mut double = 0;
+        for d in &self.deliveries {
+            if !delivered.insert((d.identity.as_str(), d.receiver)) {
+                double += 1;
+            }
+        }
+        let (mut expected, mut got) = (0, 0);
+        for m in &self.messages {
+            let id = m.message.identity();
+            for r in m.reachable.iter().filter(|r| alive.contains(r)) {
+                expected += 1;
+                got += usize::from(delivered.contains(&(id.as_str(), *r)));
+            }
+        }
+        let mut latencies: Vec<f64> = self
+            .detections
+            .iter()
+            .filter_map(|d| d.down_at.map(|t| d.reported_at.since(t).secs_f64()))
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        let degrees: Vec<f64> = alive
+            .iter()
+            .map(|a| self.peers[a].neighbours.len() as f64)
+            .collect();
+        Outcome {
+            peers: self.peers.len(),
+            peers_alive: alive.len(),
+            messages: self.messages.len(),
+            deliveries: self.deliveries.len(),
+            expected_deliveries: expected,
+            expected_delivered: got,
+            coverage: if expected == 0 {
+                1.0
+            } else {
+                got as f64 / expected as f64
+            },
+            double_deliveries: double,
+            duplicates: self.peers.values().map(|s| s.duplicates).sum(),
+            detections: self.detections.len(),
+            false_positives: self.detections.iter().filter(|d| d.false_positive).count(),
+            detection_latency_s: min_median_max(&latencies),
+            degree: min_mean_max(&degrees),
+            malformed: self.malformed,
+        }
+    }
+
+    /// Links both ends hold between running peers, each once with `a < b`.
+    pub fn edges(&self) -> Vec<(NodeAddr, NodeAddr)> {
+        let up = |a: &NodeAddr| self.peers.get(a).is_some_and(|s| s.up);
+        let mut out = Vec::new();
+        for (a, s) in self.peers.iter().filter(|(a, _)| up(a)) {
+            for b in s.neighbours.range(*a..).filter(|b| *b != a && up(b)) {
+                if self.peers[b].neighbours.contains(a) {
+                    out.push((*a, *b));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn min_median_max(sorted: &[f64]) -> Option<[f64; 3]> {
+    let (first, last) = (sorted.first()?, sorted.last()?);
+    let n = sorted.len();
+    let median = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
+    Some([*first, median, *last])
+}
+
+fn min_mean_max(values: &[f64]) -> Option<[f64; 3]> {
+    let min = values.iter().copied().reduce(f64::min)?;
+    let max = values.iter().copied().reduce(f64::max)?;
+    Some([min, values.iter().sum::<f64>() / values.len() as f64, max])
+}
