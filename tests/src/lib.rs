@@ -1,1 +1,46 @@
-//! Cross-crate tests for gossipnet live in `tests/tests/`.
+#![forbid(unsafe_code)]
+//! Shared helpers for gossipnet's cross-crate tests (the tests live in `tests/tests/`).
+
+use sim_core::digest::DigestMemo;
+use sim_core::report::Recorder;
+use sim_core::sim::{SimConfig, World};
+
+/// Runs `cfg` to its end and returns the recorder and the trace digest.
+///
+/// On a failed check, tests print [`repro`] so that the exact run can be replayed.
+pub fn run(cfg: &SimConfig) -> (Recorder, String) {
+    let mut world = World::new(cfg.clone(), DigestMemo::new(cfg.hash_iterations))
+        .unwrap_or_else(|e| panic!("bad scenario: {e}\n{}", repro(cfg)));
+    let mut rec = Recorder::new(0);
+    world.run(&mut rec);
+    (rec, world.trace_digest())
+}
+
+/// A line that reproduces `cfg` from the command line (where the CLI can express it).
+pub fn repro(cfg: &SimConfig) -> String {
+    let mut cmd = format!(
+        "reproduce: gossipnet sim --seed {} --seeds {} --peers {} --duration {} --latency {} \
+         --hash-iterations {} --liveness-interval {} --gossip-interval {} --gossip-count {} \
+         --misses {} --join-interval {}",
+        cfg.seed,
+        cfg.seeds,
+        cfg.peers,
+        cfg.duration,
+        cfg.latency,
+        cfg.hash_iterations,
+        cfg.peer.liveness_interval,
+        cfg.peer.gossip_interval,
+        cfg.peer.gossip_count,
+        cfg.peer.misses_max,
+        cfg.join_interval,
+    );
+    if cfg.faults.is_empty() {
+        cmd.push_str(" --no-faults");
+    }
+    for f in &cfg.faults {
+        let text = f.to_string();
+        let (kind, rest) = text.split_once(' ').unwrap_or((&text, ""));
+        cmd.push_str(&format!(" --{kind} '{rest}'"));
+    }
+    cmd
+}

@@ -79,6 +79,8 @@ pub struct PeerState {
     pub registered_with: BTreeSet<NodeAddr>,
     /// Duplicates it dropped.
     pub duplicates: u64,
+    /// Neighbours that held a link with it (both ends) when it last went down.
+    pub neighbours_at_down: Vec<NodeAddr>,
 }
 
 /// Collects what a run's events say, for the output folder and for checks.
@@ -111,6 +113,8 @@ pub struct Recorder {
     pub reports_sent: u64,
     /// Malformed frames seen.
     pub malformed: u64,
+    /// When a neighbour link was last added or removed anywhere.
+    pub last_topology_change: Time,
 }
 
 impl Recorder {
@@ -133,6 +137,23 @@ impl Recorder {
 
     fn degree_changed(&mut self, node: NodeAddr, degree: usize) {
         self.freqtrack.push(format!("{node}=>{degree}"));
+    }
+
+    /// Running neighbours of `node` that also hold it as a neighbour.
+    fn mutual_neighbours(&self, node: NodeAddr) -> Vec<NodeAddr> {
+        let Some(state) = self.peers.get(&node) else {
+            return Vec::new();
+        };
+        state
+            .neighbours
+            .iter()
+            .filter(|n| {
+                self.peers
+                    .get(n)
+                    .is_some_and(|s| s.up && s.neighbours.contains(&node))
+            })
+            .copied()
+            .collect()
     }
 
     /// Peers reachable from `origin` over links both ends hold, among running peers.
@@ -229,10 +250,12 @@ impl Observer for Recorder {
                 self.peer(node).registered_with.remove(seed);
             }
             Event::NeighbourAdded { peer, degree } => {
+                self.last_topology_change = at;
                 self.peer(node).neighbours.insert(*peer);
                 self.degree_changed(node, *degree);
             }
             Event::NeighbourRemoved { peer, degree, .. } => {
+                self.last_topology_change = at;
                 self.peer(node).neighbours.remove(peer);
                 self.degree_changed(node, *degree);
             }
@@ -280,9 +303,11 @@ impl Observer for Recorder {
                 if let Some(up) = self.seeds.get_mut(node) {
                     *up = false;
                 } else {
+                    let mutual = self.mutual_neighbours(*node);
                     let p = self.peer(*node);
                     p.up = false;
                     p.down_at = Some(at);
+                    p.neighbours_at_down = mutual;
                 }
             }
             WorldEvent::Restarted { .. } => {} // PeerStarted resets the state
