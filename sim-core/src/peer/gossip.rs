@@ -36,10 +36,10 @@ impl SeenSet {
         if !self.keys.insert(key) {
             return false;
         }
-        if self.order.len() >= SEEN_ENTRIES_MAX {
-            if let Some((_, old)) = self.order.pop_front() {
-                self.keys.remove(&old);
-            }
+        if self.order.len() >= SEEN_ENTRIES_MAX
+            && let Some((_, old)) = self.order.pop_front()
+        {
+            self.keys.remove(&old);
         }
         self.order.push_back((now, key));
         true

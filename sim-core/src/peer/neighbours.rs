@@ -139,10 +139,10 @@ impl PeerNode {
     }
 
     pub(super) fn neighbour_disconnected(&mut self, peer: NodeAddr, conn: ConnId) {
-        if let Some(n) = self.neighbours.get_mut(&peer) {
-            if n.conn == Some(conn) {
-                n.conn = None;
-            }
+        if let Some(n) = self.neighbours.get_mut(&peer)
+            && n.conn == Some(conn)
+        {
+            n.conn = None;
         }
     }
 
