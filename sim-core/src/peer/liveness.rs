@@ -39,8 +39,23 @@ impl PeerNode {
         for peer in dead {
             self.declare_dead(peer, &ts);
         }
+        self.rejoin_if_isolated();
         self.out
             .arm(TimerId::Liveness, self.now + self.cfg.liveness_interval);
+    }
+
+    /// A peer with no neighbour and no dial in flight (every dial was refused, or all its
+    /// neighbours died) asks its seeds for a fresh list and tries again: peers that joined
+    /// since may have free slots. Checked once per liveness round.
+    fn rejoin_if_isolated(&mut self) {
+        if !self.neighbours.is_empty() || !self.dialing.is_empty() {
+            return;
+        }
+        for (_, conn) in self.registered_seeds() {
+            self.out.send(conn, Message::PeerListRequest);
+        }
+        self.refresh_candidates();
+        self.fill();
     }
 
     pub(super) fn reply_in(&mut self, peer: NodeAddr) {

@@ -80,6 +80,11 @@ impl PeerNode {
     }
 
     /// Whether a hello from `peer` is accepted.
+    ///
+    /// Established neighbours and dials that already said hello are commitments; a dial still
+    /// connecting is not (the other side has agreed to nothing yet), so it is cancelled to
+    /// make room. Otherwise a peer whose only slot is held by a dial that will be refused
+    /// would refuse every peer asking it, and end up isolated.
     fn admit(&mut self, peer: NodeAddr) -> Result<(), RefuseReason> {
         if peer == self.addr {
             return Err(RefuseReason::SelfConnection);
@@ -96,14 +101,35 @@ impl PeerNode {
         if crossing && self.addr < peer {
             return Err(RefuseReason::Duplicate); // our own dial wins
         }
-        // On a crossing their dial wins and ours will be dropped, so it frees its slot.
-        if self.slots_used() - usize::from(crossing) >= self.capacity {
+        let hellos = self.hellos_in_flight();
+        // On a crossing their dial wins; ours will be refused, so it commits nothing.
+        let crossing_hello = usize::from(crossing && hellos.contains(&peer));
+        if self.neighbours.len() + hellos.len() - crossing_hello >= self.capacity {
             return Err(RefuseReason::Full);
         }
-        if crossing {
-            self.dialing.remove(&peer);
+        self.dialing.remove(&peer);
+        while self.slots_used() >= self.capacity {
+            let Some(cancel) = self.dialing.iter().find(|d| !hellos.contains(d)).copied() else {
+                break;
+            };
+            // Its `Connected`, if it comes, finds it gone from `dialing` and closes it.
+            self.dialing.remove(&cancel);
         }
         Ok(())
+    }
+
+    /// Peers we dialed and said hello to, still waiting for their answer.
+    fn hellos_in_flight(&self) -> Vec<NodeAddr> {
+        self.conns
+            .values()
+            .filter_map(|c| {
+                if let Role::HelloSent(p) = c.role {
+                    Some(p)
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     pub(super) fn hello_accepted(&mut self, conn: ConnId, peer: NodeAddr) {

@@ -450,3 +450,95 @@ fn a_seed_notice_forgets_the_dead_peer() {
     });
     assert_eq!(h.peer.known(), 1);
 }
+
+#[test]
+fn an_isolated_peer_asks_its_seeds_again_and_redials_each_liveness_round() {
+    let mut h = Harness::new(
+        5000,
+        PeerConfig {
+            gossip_count: 0,
+            ..PeerConfig::default()
+        },
+    );
+    let (seeds, outs) = h.bootstrap(&["127.0.0.1:5001"]);
+    let target = a("127.0.0.1:5001");
+    assert!(connects(&outs).contains(&target));
+    let conn = h.conn();
+    h.feed(Input::Connected {
+        conn,
+        remote: target,
+        outbound: true,
+    });
+    h.feed(Input::Received {
+        conn,
+        msg: Message::Refuse {
+            reason: RefuseReason::Full,
+        },
+    });
+    let outs = h.run_until(Time(13_000_000));
+    let asked: Vec<ConnId> = sent(&outs)
+        .into_iter()
+        .filter(|(_, m)| m == "peer list")
+        .map(|(c, _)| c)
+        .collect();
+    assert_eq!(asked, seeds.iter().map(|(_, c)| *c).collect::<Vec<_>>());
+    assert_eq!(connects(&outs), vec![target]);
+}
+
+#[test]
+fn a_connected_peer_does_not_ask_again() {
+    let mut h = Harness::new(
+        5000,
+        PeerConfig {
+            gossip_count: 0,
+            ..PeerConfig::default()
+        },
+    );
+    h.bootstrap(&[]);
+    h.inbound_neighbour("127.0.0.1:5001");
+    let outs = h.run_until(Time(13_000_000));
+    assert!(!sent(&outs).iter().any(|(_, m)| m == "peer list"));
+}
+
+#[test]
+fn a_hello_takes_the_slot_of_a_dial_that_has_not_connected_yet() {
+    // Capacity 1: the dial to 5001 holds the slot but has said nothing yet.
+    let mut h = Harness::new(5099, PeerConfig::default());
+    let (_, outs) = h.bootstrap(&["127.0.0.1:5001"]);
+    assert!(connects(&outs).contains(&a("127.0.0.1:5001")));
+    let (c, outs) = h.inbound_neighbour("127.0.0.1:5002");
+    assert_eq!(
+        sent(&outs),
+        vec![(c, "Connection with Peer:127.0.0.1:5099".into())]
+    );
+    // The cancelled dial connects later and is closed without a hello.
+    let late = h.conn();
+    let outs = h.feed(Input::Connected {
+        conn: late,
+        remote: a("127.0.0.1:5001"),
+        outbound: true,
+    });
+    assert!(sent(&outs).is_empty());
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Close { conn } if *conn == late))
+    );
+    assert_eq!(
+        h.peer.neighbours().collect::<Vec<_>>(),
+        vec![a("127.0.0.1:5002")]
+    );
+}
+
+#[test]
+fn a_dial_that_said_hello_keeps_its_slot() {
+    let mut h = Harness::new(5099, PeerConfig::default());
+    let (_, _) = h.bootstrap(&["127.0.0.1:5001"]);
+    let dial = h.conn();
+    h.feed(Input::Connected {
+        conn: dial,
+        remote: a("127.0.0.1:5001"),
+        outbound: true,
+    });
+    let (c, outs) = h.inbound_neighbour("127.0.0.1:5002");
+    assert_eq!(sent(&outs), vec![(c, "Connection refused:full".into())]);
+}
