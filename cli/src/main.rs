@@ -268,8 +268,8 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
-        "{:>8} {:>12} {:>12} {:>9} {:>12} {:>11} {:>10}",
-        "peers", "events", "deliveries", "wall s", "events/s", "peak MiB", "B/peer"
+        "{:>8} {:>12} {:>12} {:>9} {:>9} {:>12} {:>10} {:>8}",
+        "peers", "events", "deliveries", "of max", "wall s", "events/s", "peak MiB", "B/peer"
     );
     for &n in &args.sizes {
         let r = experiments::bench::run_one(n)?;
@@ -277,11 +277,15 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
             .peak_rss
             .map_or("-".into(), |b| format!("{:.0}", b as f64 / 1048576.0));
         let bpp = r.bytes_per_peer.map_or("-".into(), |b| b.to_string());
+        // Each of the 100 messages can reach every peer but its origin.
+        let max = 100 * r.peers.saturating_sub(1) as u64;
+        let share = format!("{:.1}%", 100.0 * r.deliveries as f64 / max.max(1) as f64);
         println!(
-            "{:>8} {:>12} {:>12} {:>9.2} {:>12.0} {:>11} {:>10}",
+            "{:>8} {:>12} {:>12} {:>9} {:>9.2} {:>12.0} {:>10} {:>8}",
             r.peers,
             r.events,
             r.deliveries,
+            share,
             r.wall_s,
             r.events as f64 / r.wall_s.max(1e-9),
             mib,
