@@ -103,28 +103,12 @@ impl Fault {
     /// Parses `PEER@TIME` for `--crash`, `--silent-fail` and `--restart`; PEER is an index
     /// or a simulated peer's `IP:PORT`.
     pub fn parse_peer_at(s: &str) -> Result<(usize, Time), String> {
-        let (who, at) = split_at_sign(s)?;
-        let peer = match who.parse::<usize>() {
-            Ok(i) => i,
-            Err(_) => {
-                let addr: NodeAddr = who.parse().map_err(|e| format!("{s:?}: {e}"))?;
-                layout::peer_index(addr).ok_or_else(|| format!("{addr} is not a simulated peer"))?
-            }
-        };
-        Ok((peer, at))
+        parse_who_at(s, "peer", layout::peer_index)
     }
 
-    /// Parses `SEED@TIME` for `--seed-crash`.
+    /// Parses `SEED@TIME` for `--seed-crash`; SEED is an index or a simulated seed's `IP:PORT`.
     pub fn parse_seed_at(s: &str) -> Result<(usize, Time), String> {
-        let (who, at) = split_at_sign(s)?;
-        let seed = match who.parse::<usize>() {
-            Ok(i) => i,
-            Err(_) => {
-                let addr: NodeAddr = who.parse().map_err(|e| format!("{s:?}: {e}"))?;
-                layout::seed_index(addr).ok_or_else(|| format!("{addr} is not a simulated seed"))?
-            }
-        };
-        Ok((seed, at))
+        parse_who_at(s, "seed", layout::seed_index)
     }
 
     /// Parses `A-B|C-D@START..END` (inclusive peer index ranges).
@@ -161,12 +145,24 @@ impl Fault {
     }
 }
 
-fn split_at_sign(s: &str) -> Result<(&str, Time), String> {
+/// `WHO@TIME`, where WHO is an index or an address that `index_of` maps to one.
+fn parse_who_at(
+    s: &str,
+    kind: &str,
+    index_of: fn(NodeAddr) -> Option<usize>,
+) -> Result<(usize, Time), String> {
     let (who, at) = s
         .split_once('@')
-        .ok_or_else(|| format!("{s:?}: expected WHO@TIME, e.g. 4@60s"))?;
+        .ok_or_else(|| format!("{s:?}: expected {}@TIME, e.g. 4@60s", kind.to_uppercase()))?;
     let d: Duration = at.parse().map_err(|e| format!("{s:?}: {e}"))?;
-    Ok((who, Time::ZERO + d))
+    let index = match who.parse::<usize>() {
+        Ok(i) => i,
+        Err(_) => {
+            let addr: NodeAddr = who.parse().map_err(|e| format!("{s:?}: {e}"))?;
+            index_of(addr).ok_or_else(|| format!("{addr} is not a simulated {kind}"))?
+        }
+    };
+    Ok((index, Time::ZERO + d))
 }
 
 impl fmt::Display for Fault {
