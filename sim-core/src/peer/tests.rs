@@ -40,6 +40,17 @@ impl Harness {
         }
     }
 
+    /// A peer that originates no gossip, so only the rule under test produces outputs.
+    fn quiet(port: u16) -> Self {
+        Harness::new(
+            port,
+            PeerConfig {
+                gossip_count: 0,
+                ..PeerConfig::default()
+            },
+        )
+    }
+
     fn feed(&mut self, input: Input) -> Vec<Output> {
         self.peer.handle(self.now, input);
         let outs: Vec<Output> = std::iter::from_fn(|| self.peer.poll_output()).collect();
@@ -312,13 +323,7 @@ fn peer_originates_ten_messages_at_five_second_intervals() {
 
 #[test]
 fn dead_peer_is_reported_after_three_missed_replies() {
-    let mut h = Harness::new(
-        5000,
-        PeerConfig {
-            gossip_count: 0,
-            ..PeerConfig::default()
-        },
-    );
+    let mut h = Harness::quiet(5000);
     let (seeds, _) = h.bootstrap(&[]);
     let (c1, _) = h.inbound_neighbour("127.0.0.1:5001");
     // Rounds at 13, 26, 39 s: requests go out and are never answered; the miss at 52 s is
@@ -353,13 +358,7 @@ fn dead_peer_is_reported_after_three_missed_replies() {
 
 #[test]
 fn a_reply_clears_the_miss_count_and_a_closed_connection_counts_as_unanswered() {
-    let mut h = Harness::new(
-        5000,
-        PeerConfig {
-            gossip_count: 0,
-            ..PeerConfig::default()
-        },
-    );
+    let mut h = Harness::quiet(5000);
     h.bootstrap(&[]);
     let (c1, _) = h.inbound_neighbour("127.0.0.1:5001");
     let reply = || Message::LivenessReply {
@@ -453,13 +452,7 @@ fn a_seed_notice_forgets_the_dead_peer() {
 
 #[test]
 fn an_isolated_peer_asks_its_seeds_again_and_redials_each_liveness_round() {
-    let mut h = Harness::new(
-        5000,
-        PeerConfig {
-            gossip_count: 0,
-            ..PeerConfig::default()
-        },
-    );
+    let mut h = Harness::quiet(5000);
     let (seeds, outs) = h.bootstrap(&["127.0.0.1:5001"]);
     let target = a("127.0.0.1:5001");
     assert!(connects(&outs).contains(&target));
@@ -487,13 +480,7 @@ fn an_isolated_peer_asks_its_seeds_again_and_redials_each_liveness_round() {
 
 #[test]
 fn a_connected_peer_does_not_ask_again() {
-    let mut h = Harness::new(
-        5000,
-        PeerConfig {
-            gossip_count: 0,
-            ..PeerConfig::default()
-        },
-    );
+    let mut h = Harness::quiet(5000);
     h.bootstrap(&[]);
     h.inbound_neighbour("127.0.0.1:5001");
     let outs = h.run_until(Time(13_000_000));

@@ -302,6 +302,16 @@ fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The RNG of node `index` of a stream, in its `incarnation`.
+fn node_rng(cfg: &SimConfig, stream: u64, index: usize, incarnation: u32) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(derive_seed(
+        cfg.seed,
+        stream,
+        index as u64,
+        incarnation.into(),
+    ))
+}
+
 const STREAM_NET: u64 = 1;
 const STREAM_SEED: u64 = 2;
 const STREAM_PEER: u64 = 3;
@@ -373,12 +383,7 @@ impl World {
 
     fn make_seed(cfg: &SimConfig, j: usize, incarnation: u32) -> Slot {
         let addr = layout::seed_addr(j);
-        let rng = ChaCha8Rng::seed_from_u64(derive_seed(
-            cfg.seed,
-            STREAM_SEED,
-            j as u64,
-            incarnation.into(),
-        ));
+        let rng = node_rng(cfg, STREAM_SEED, j, incarnation);
         let machine = Machine::Seed(Box::new(SeedNode::new(addr, cfg.seed_node.clone(), rng)));
         Slot {
             addr,
@@ -396,12 +401,7 @@ impl World {
         incarnation: u32,
     ) -> Slot {
         let addr = layout::peer_addr(i);
-        let rng = ChaCha8Rng::seed_from_u64(derive_seed(
-            cfg.seed,
-            STREAM_PEER,
-            i as u64,
-            incarnation.into(),
-        ));
+        let rng = node_rng(cfg, STREAM_PEER, i, incarnation);
         let peer = PeerNode::new(
             addr,
             seeds.to_vec(),
