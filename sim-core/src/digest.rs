@@ -3,7 +3,7 @@
 //! shares the result among all its nodes through a [`DigestMemo`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use pbkdf2::pbkdf2_hmac;
 use sha2::Sha512;
@@ -63,12 +63,15 @@ pub struct DigestMemo {
     iterations: u32,
     stopwatch: Option<Stopwatch>,
     inner: Mutex<MemoInner>,
+    /// Signalled when a digest being computed is ready.
+    ready: Condvar,
 }
 
 #[derive(Default)]
 struct MemoInner {
     // Look-ups only; never iterated, so its order cannot reach any output.
-    keys: HashMap<Arc<Gossip>, DigestKey>,
+    // `None` while a thread is computing it.
+    keys: HashMap<Arc<Gossip>, Option<DigestKey>>,
     stats: MemoStats,
 }
 
@@ -79,6 +82,7 @@ impl DigestMemo {
             iterations,
             stopwatch: None,
             inner: Mutex::default(),
+            ready: Condvar::new(),
         })
     }
 
@@ -88,6 +92,7 @@ impl DigestMemo {
             iterations,
             stopwatch: Some(stopwatch),
             inner: Mutex::default(),
+            ready: Condvar::new(),
         })
     }
 
@@ -97,16 +102,31 @@ impl DigestMemo {
     }
 
     /// The seen-set key of `g`, computed at most once per distinct message while it is held.
+    /// A thread asking for a message another thread is hashing waits for that result, so a
+    /// swarm of peers in one process hashes each message once, not once per peer.
     pub fn key(&self, g: &Arc<Gossip>) -> DigestKey {
         {
             let mut inner = self.lock();
-            if let Some(k) = inner.keys.get(g).copied() {
-                inner.stats.hits += 1;
-                return k;
+            loop {
+                match inner.keys.get(g).copied() {
+                    Some(Some(k)) => {
+                        inner.stats.hits += 1;
+                        return k;
+                    }
+                    Some(None) => {
+                        inner = self.ready.wait(inner).unwrap_or_else(|p| p.into_inner());
+                    }
+                    None => {
+                        if inner.keys.len() >= DIGEST_MEMO_ENTRIES_MAX {
+                            inner.keys.retain(|_, k| k.is_none());
+                        }
+                        inner.keys.insert(Arc::clone(g), None);
+                        break;
+                    }
+                }
             }
         }
-        // Hash outside the lock so that nodes on other threads are not held up; two threads
-        // racing on one new message may both compute it, which is harmless.
+        // Hash outside the lock so that other messages are not held up.
         let start = self.stopwatch.as_ref().map(|s| s());
         let key = DigestKey::of(&digest(&g.identity(), self.iterations));
         let spent = match (&self.stopwatch, start) {
@@ -114,12 +134,11 @@ impl DigestMemo {
             _ => 0,
         };
         let mut inner = self.lock();
-        if inner.keys.len() >= DIGEST_MEMO_ENTRIES_MAX {
-            inner.keys.clear();
-        }
-        inner.keys.insert(Arc::clone(g), key);
+        inner.keys.insert(Arc::clone(g), Some(key));
         inner.stats.computed += 1;
         inner.stats.hashing_micros += spent;
+        drop(inner);
+        self.ready.notify_all();
         key
     }
 

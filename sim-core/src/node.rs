@@ -324,6 +324,18 @@ pub enum Event {
         /// Whether the node closed the connection because of it.
         closed: bool,
     },
+    /// A connection said nothing valid before its handshake deadline and was closed.
+    HandshakeTimedOut {
+        /// The remote's socket address.
+        from: NodeAddr,
+    },
+    /// A connection was refused (`Connection refused:busy`) because `limit` are open.
+    TooManyConnections {
+        /// The remote's socket address.
+        from: NodeAddr,
+        /// The node's `connections_max`.
+        limit: usize,
+    },
     /// A message that makes no sense where it arrived; ignored.
     UnexpectedMessage {
         /// The remote.
@@ -469,6 +481,12 @@ impl fmt::Display for Event {
             }
             Event::UnexpectedMessage { from, kind } => {
                 write!(f, "Unexpected {kind} message from {from}, ignored")
+            }
+            Event::HandshakeTimedOut { from } => {
+                write!(f, "Closed connection from {from}: nothing valid before the handshake deadline")
+            }
+            Event::TooManyConnections { from, limit } => {
+                write!(f, "Refused connection from {from}: {limit} connections open, the limit")
             }
         }
     }

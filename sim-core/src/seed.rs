@@ -7,10 +7,10 @@ use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 
 use crate::addr::NodeAddr;
-use crate::limits::PEER_LIST_ENTRIES_MAX;
-use crate::node::{ConnId, Event, Input, Node, Outbox, Output};
-use crate::time::Time;
-use crate::wire::{DeadNode, Message, WireError};
+use crate::limits::{CONNECTIONS_MAX, PEER_LIST_ENTRIES_MAX};
+use crate::node::{ConnId, Event, Input, Node, Outbox, Output, TimerId};
+use crate::time::{Duration, Time};
+use crate::wire::{DeadNode, Message, RefuseReason, WireError};
 
 /// A seed's settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,6 +19,10 @@ pub struct SeedConfig {
     pub peer_list_max: usize,
     /// Malformed frames tolerated on one connection before it is closed.
     pub bad_frames_max: u32,
+    /// How long a new connection may stay without a valid message before it is closed (10 s).
+    pub handshake_timeout: Duration,
+    /// Most connections open at once; more are refused with `Connection refused:busy`.
+    pub connections_max: usize,
 }
 
 impl Default for SeedConfig {
@@ -26,6 +30,8 @@ impl Default for SeedConfig {
         SeedConfig {
             peer_list_max: PEER_LIST_ENTRIES_MAX,
             bad_frames_max: 3,
+            handshake_timeout: Duration::from_secs(10),
+            connections_max: CONNECTIONS_MAX,
         }
     }
 }
@@ -36,6 +42,8 @@ struct SeedConn {
     /// The listening address registered over this connection.
     peer: Option<NodeAddr>,
     bad_frames: u32,
+    /// Until a valid message arrives: when the connection is closed for saying nothing.
+    deadline: Option<Time>,
 }
 
 /// The seed machine.
@@ -44,6 +52,7 @@ pub struct SeedNode {
     cfg: SeedConfig,
     rng: ChaCha8Rng,
     out: Outbox,
+    now: Time,
     /// Registered peers in registration order, for O(k) random samples.
     peers: Vec<NodeAddr>,
     /// Position of each registered peer in `peers`.
@@ -62,6 +71,7 @@ impl SeedNode {
             },
             rng,
             out: Outbox::default(),
+            now: Time::ZERO,
             peers: Vec::new(),
             index: BTreeMap::new(),
             conns: BTreeMap::new(),
@@ -78,11 +88,58 @@ impl SeedNode {
         &self.peers
     }
 
+    fn connected(&mut self, conn: ConnId, remote: NodeAddr) {
+        if self.conns.len() >= self.cfg.connections_max {
+            self.out.send(
+                conn,
+                Message::Refuse {
+                    reason: RefuseReason::Busy,
+                },
+            );
+            self.out.push(Output::Close { conn });
+            let limit = self.cfg.connections_max;
+            self.out
+                .event(Event::TooManyConnections { from: remote, limit });
+            return;
+        }
+        let deadline = self.now + self.cfg.handshake_timeout;
+        self.conns.insert(
+            conn,
+            SeedConn {
+                remote,
+                peer: None,
+                bad_frames: 0,
+                deadline: Some(deadline),
+            },
+        );
+        self.out.arm_no_later(TimerId::Handshake, deadline);
+    }
+
+    /// Close connections that said nothing valid in time; re-arm for the next deadline.
+    fn handshake_deadlines(&mut self) {
+        let now = self.now;
+        let expired: Vec<(ConnId, NodeAddr)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.deadline.is_some_and(|d| d <= now))
+            .map(|(id, c)| (*id, c.remote))
+            .collect();
+        for (conn, from) in expired {
+            self.conns.remove(&conn);
+            self.out.push(Output::Close { conn });
+            self.out.event(Event::HandshakeTimedOut { from });
+        }
+        if let Some(next) = self.conns.values().filter_map(|c| c.deadline).min() {
+            self.out.arm(TimerId::Handshake, next);
+        }
+    }
+
     fn received(&mut self, conn: ConnId, msg: Message) {
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(c) = self.conns.get_mut(&conn) else {
             debug_assert!(false, "driver fed a message on {conn}, which is not open");
             return;
         };
+        c.deadline = None;
         let from = c.peer.unwrap_or(c.remote);
         match msg {
             Message::Register { addr } => self.register(conn, addr),
@@ -183,26 +240,31 @@ impl SeedNode {
 }
 
 impl Node for SeedNode {
-    fn handle(&mut self, _now: Time, input: Input) {
+    fn handle(&mut self, now: Time, input: Input) {
+        debug_assert!(now >= self.now, "time went backwards");
+        self.now = now;
         match input {
             Input::Start => self.out.event(Event::SeedStarted),
-            Input::Connected { conn, remote, .. } => {
-                self.conns.insert(
-                    conn,
-                    SeedConn {
-                        remote,
-                        peer: None,
-                        bad_frames: 0,
-                    },
-                );
+            Input::Connected { conn, remote, .. } => self.connected(conn, remote),
+            Input::Timer(timer) => {
+                if self.out.take_due(timer, now) {
+                    match timer {
+                        TimerId::Handshake => self.handshake_deadlines(),
+                        // A seed arms no other timer.
+                        TimerId::Gossip
+                        | TimerId::Liveness
+                        | TimerId::SeenSweep
+                        | TimerId::SeedRetry => {}
+                    }
+                }
             }
             Input::Received { conn, msg } => self.received(conn, msg),
             Input::Malformed { conn, error } => self.malformed(conn, error),
             Input::Closed { conn } => {
                 self.conns.remove(&conn);
             }
-            // A seed dials nobody, arms no timer and originates nothing.
-            Input::ConnectFailed { .. } | Input::Timer(_) | Input::Originate { .. } => {}
+            // A seed dials nobody and originates nothing.
+            Input::ConnectFailed { .. } | Input::Originate { .. } => {}
         }
     }
 

@@ -65,13 +65,38 @@ impl fmt::Display for Topology {
 
 impl FromStr for Topology {
     type Err = String;
-    /// `capacity` (the seed's rule with its constants).
+    /// `capacity` (the seed's rule with its constants 40, 1.5, 10) or
+    /// `capacity:BASE,RATIO,STEP` (`capacity:8,1,10` gives every peer 8 slots).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "capacity" => Ok(Topology::default()),
-            other => Err(format!("unknown topology {other:?} (known: capacity)")),
+        let (name, args) = s.split_once(':').unwrap_or((s, ""));
+        match name {
+            "capacity" if args.is_empty() => Ok(Topology::default()),
+            "capacity" => parse_capacity(args),
+            other => Err(format!(
+                "unknown topology {other:?} (known: capacity, capacity:BASE,RATIO,STEP)"
+            )),
         }
     }
+}
+
+fn parse_capacity(args: &str) -> Result<Topology, String> {
+    let nums: Vec<&str> = args.split(',').collect();
+    let [base, ratio, step] = nums[..] else {
+        return Err(format!(
+            "capacity:{args}: expected three numbers BASE,RATIO,STEP such as 40,1.5,10"
+        ));
+    };
+    let num = |what: &str, v: &str| -> Result<f64, String> {
+        match v.trim().parse::<f64>() {
+            Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+            _ => Err(format!("capacity {what} must be a positive number, not {v:?}")),
+        }
+    };
+    Ok(Topology::Capacity {
+        base: num("BASE", base)?,
+        ratio: num("RATIO", ratio)?,
+        step: num("STEP", step)?,
+    })
 }
 
 #[cfg(test)]
@@ -88,5 +113,16 @@ mod tests {
         assert_eq!(at(5039), 8); // 40 * 1.5^-3.9 = 8.24
         assert_eq!(at(5099), 1); // 0.72 by the formula, raised to 1
         assert_eq!(at(5100), 40); // node id is the port modulo 100
+    }
+
+    #[test]
+    fn capacity_constants_parse_and_bad_ones_are_named() {
+        let t: Topology = "capacity:8,1,10".parse().unwrap();
+        assert_eq!(t.capacity(NodeAddr::new([127, 0, 0, 1].into(), 5099)), 8);
+        assert_eq!("capacity".parse::<Topology>().unwrap(), Topology::default());
+        let e = "capacity:8,0,10".parse::<Topology>().unwrap_err();
+        assert!(e.contains("RATIO"), "{e}");
+        assert!("capacity:8,1".parse::<Topology>().is_err());
+        assert!("ring".parse::<Topology>().unwrap_err().contains("known"));
     }
 }

@@ -85,6 +85,8 @@ pub enum RefuseReason {
     Duplicate,
     /// The hello named the refusing peer itself.
     SelfConnection,
+    /// The node has as many connections open as it allows (`connections_max`).
+    Busy,
 }
 
 impl RefuseReason {
@@ -94,6 +96,7 @@ impl RefuseReason {
             RefuseReason::Full => "full",
             RefuseReason::Duplicate => "duplicate",
             RefuseReason::SelfConnection => "self",
+            RefuseReason::Busy => "busy",
         }
     }
 }
@@ -413,7 +416,8 @@ fn decode_text(text: &str) -> Result<Message, WireError> {
                 "full" => RefuseReason::Full,
                 "duplicate" => RefuseReason::Duplicate,
                 "self" => RefuseReason::SelfConnection,
-                other => return Err(f.bad("reason", other, "expected full, duplicate or self")),
+                "busy" => RefuseReason::Busy,
+                other => return Err(f.bad("reason", other, "expected full, duplicate, self or busy")),
             };
             Ok(Message::Refuse { reason })
         }
@@ -537,7 +541,7 @@ mod tests {
         assert!(err(b"Liveness Request:abc:1.2.3.4:5").contains("bad timestamp"));
         assert!(err(b"\xff\xfe").contains("not UTF-8"));
         assert!(err(b"hello there").contains("unknown message kind"));
-        assert!(err(b"Connection refused:busy").contains("bad reason"));
+        assert!(err(b"Connection refused:tired").contains("bad reason"));
         assert!(err(b"peer list:1.2.3.4").contains("expected IP#PORT"));
         assert!(err(b"").contains("empty"));
         assert!(err(b"a\nb").contains("line break"));

@@ -38,7 +38,8 @@ fn message() -> impl Strategy<Value = Message> {
         prop_oneof![
             Just(RefuseReason::Full),
             Just(RefuseReason::Duplicate),
-            Just(RefuseReason::SelfConnection)
+            Just(RefuseReason::SelfConnection),
+            Just(RefuseReason::Busy)
         ]
         .prop_map(|reason| Message::Refuse { reason }),
         (ts(), addr()).prop_map(|(ts, addr)| Message::LivenessRequest { ts, addr }),

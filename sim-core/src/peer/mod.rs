@@ -20,7 +20,7 @@ use crate::limits::CONNECTIONS_MAX;
 use crate::node::{ConnId, Event, Input, Node, Outbox, Output, TimerId};
 use crate::time::{Duration, Time};
 use crate::topology::Topology;
-use crate::wire::{Message, WireError};
+use crate::wire::{Message, RefuseReason, WireError};
 
 use bootstrap::SeedLink;
 use gossip::SeenSet;
@@ -47,6 +47,9 @@ pub struct PeerConfig {
     pub bad_frames_max: u32,
     /// The neighbour-selection policy.
     pub topology: Topology,
+    /// Most connections open at once; more inbound ones are refused with
+    /// `Connection refused:busy`.
+    pub connections_max: usize,
     /// Added to `now` for wire timestamps: the UNIX time of the driver's epoch, in µs
     /// (0 in the simulator, whose timestamps are seconds of virtual time).
     pub wall_offset_micros: u64,
@@ -64,6 +67,7 @@ impl Default for PeerConfig {
             seed_retry: Duration::from_secs(1),
             bad_frames_max: 3,
             topology: Topology::default(),
+            connections_max: CONNECTIONS_MAX,
             wall_offset_micros: 0,
         }
     }
@@ -211,10 +215,17 @@ impl PeerNode {
     }
 
     fn connected(&mut self, conn: ConnId, remote: NodeAddr, outbound: bool) {
-        if self.conns.len() >= CONNECTIONS_MAX {
-            self.out.push(Output::Close { conn });
+        if self.conns.len() >= self.cfg.connections_max {
             if outbound {
+                self.out.push(Output::Close { conn });
                 self.dial_ended(remote);
+            } else {
+                let reason = RefuseReason::Busy;
+                self.out.send(conn, Message::Refuse { reason });
+                self.out.push(Output::Close { conn });
+                let limit = self.cfg.connections_max;
+                self.out
+                    .event(Event::TooManyConnections { from: remote, limit });
             }
             return;
         }

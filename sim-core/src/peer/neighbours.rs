@@ -196,6 +196,12 @@ impl PeerNode {
             .map(|(c, _)| *c)
             .collect();
         for conn in expired {
+            if let Some(c) = self.conns.get(&conn)
+                && c.role == Role::Inbound
+            {
+                let from = c.remote;
+                self.out.event(Event::HandshakeTimedOut { from });
+            }
             self.close(conn);
         }
         if let Some(next) = self.handshakes.values().min().copied() {

@@ -289,7 +289,9 @@ impl Observer for Recorder {
             | Event::PeerRegistered { .. }
             | Event::PeerListServed { .. }
             | Event::DeadNodeAlreadyRemoved { .. }
-            | Event::UnexpectedMessage { .. } => {}
+            | Event::UnexpectedMessage { .. }
+            | Event::HandshakeTimedOut { .. }
+            | Event::TooManyConnections { .. } => {}
         }
         if self.keep_log {
             let line = format!("{}:{node} {event}", self.stamp(at));

@@ -55,6 +55,19 @@ pub struct SimConfig {
     pub join_interval: Duration,
     /// How long a connection attempt to a silent or partitioned host takes to fail.
     pub connect_timeout: Duration,
+    /// Node addresses; `None` uses the [`layout`] (seeds 127.0.0.1:8080.., peers
+    /// 127.0.0.1:5000..). A comparison with a real run passes the real run's addresses, so
+    /// that capacities and message texts match.
+    pub addresses: Option<Addresses>,
+}
+
+/// Explicit node addresses for a simulated run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Addresses {
+    /// Seed `j` listens at `seeds[j]`.
+    pub seeds: Vec<NodeAddr>,
+    /// Peer `i` listens at `peers[i]`.
+    pub peers: Vec<NodeAddr>,
 }
 
 impl Default for SimConfig {
@@ -75,6 +88,7 @@ impl Default for SimConfig {
             hash_iterations: crate::digest::ITERATIONS_DEFAULT,
             join_interval: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(3),
+            addresses: None,
         }
     }
 }
@@ -114,9 +128,46 @@ impl SimConfig {
         if self.hash_iterations == 0 {
             return Err("--hash-iterations must be at least 1".into());
         }
+        if let Some(a) = &self.addresses {
+            if a.seeds.len() != self.seeds || a.peers.len() != self.peers {
+                return Err(format!(
+                    "{} seed and {} peer addresses given for {} seeds and {} peers",
+                    a.seeds.len(),
+                    a.peers.len(),
+                    self.seeds,
+                    self.peers
+                ));
+            }
+            let distinct: std::collections::BTreeSet<_> =
+                a.seeds.iter().chain(&a.peers).collect();
+            if distinct.len() != self.seeds + self.peers {
+                return Err("node addresses must be distinct".into());
+            }
+        }
         self.faults
             .iter()
             .try_for_each(|f| f.validate(self.seeds, self.peers))
+    }
+
+    /// Where seed `j` listens.
+    pub fn seed_addr(&self, j: usize) -> NodeAddr {
+        match &self.addresses {
+            Some(a) => a.seeds[j],
+            None => layout::seed_addr(j),
+        }
+    }
+
+    /// Where peer `i` listens.
+    pub fn peer_addr(&self, i: usize) -> NodeAddr {
+        match &self.addresses {
+            Some(a) => a.peers[i],
+            None => layout::peer_addr(i),
+        }
+    }
+
+    /// Every seed address, in order.
+    pub fn seed_addrs(&self) -> Vec<NodeAddr> {
+        (0..self.seeds).map(|j| self.seed_addr(j)).collect()
     }
 }
 
@@ -302,10 +353,21 @@ fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The RNG of seed `j` of a run, first incarnation. The real drivers use it too, so a real
+/// run with `--seed S` makes the same random choices as the simulation of seed `S`.
+pub fn seed_rng(run_seed: u64, j: usize) -> ChaCha8Rng {
+    node_rng(run_seed, STREAM_SEED, j, 0)
+}
+
+/// The RNG of peer `i` of a run, first incarnation (see [`seed_rng`]).
+pub fn peer_rng(run_seed: u64, i: usize) -> ChaCha8Rng {
+    node_rng(run_seed, STREAM_PEER, i, 0)
+}
+
 /// The RNG of node `index` of a stream, in its `incarnation`.
-fn node_rng(cfg: &SimConfig, stream: u64, index: usize, incarnation: u32) -> ChaCha8Rng {
+fn node_rng(run_seed: u64, stream: u64, index: usize, incarnation: u32) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(derive_seed(
-        cfg.seed,
+        run_seed,
         stream,
         index as u64,
         incarnation.into(),
@@ -338,7 +400,7 @@ impl World {
     /// with a stopwatch to measure hashing time.
     pub fn new(cfg: SimConfig, memo: Arc<DigestMemo>) -> Result<Self, String> {
         cfg.validate()?;
-        let seeds: Vec<NodeAddr> = (0..cfg.seeds).map(layout::seed_addr).collect();
+        let seeds = cfg.seed_addrs();
         let mut slots = Vec::with_capacity(cfg.seeds + cfg.peers);
         for j in 0..cfg.seeds {
             slots.push(Self::make_seed(&cfg, j, 0));
@@ -382,8 +444,8 @@ impl World {
     }
 
     fn make_seed(cfg: &SimConfig, j: usize, incarnation: u32) -> Slot {
-        let addr = layout::seed_addr(j);
-        let rng = node_rng(cfg, STREAM_SEED, j, incarnation);
+        let addr = cfg.seed_addr(j);
+        let rng = node_rng(cfg.seed, STREAM_SEED, j, incarnation);
         let machine = Machine::Seed(Box::new(SeedNode::new(addr, cfg.seed_node.clone(), rng)));
         Slot {
             addr,
@@ -400,8 +462,8 @@ impl World {
         i: usize,
         incarnation: u32,
     ) -> Slot {
-        let addr = layout::peer_addr(i);
-        let rng = node_rng(cfg, STREAM_PEER, i, incarnation);
+        let addr = cfg.peer_addr(i);
+        let rng = node_rng(cfg.seed, STREAM_PEER, i, incarnation);
         let peer = PeerNode::new(
             addr,
             seeds.to_vec(),
@@ -795,7 +857,7 @@ impl World {
         let node = self.cfg.seeds + peer;
         // A rebooted host answers its old connections with resets.
         self.reset_links(node);
-        let seeds: Vec<NodeAddr> = (0..self.cfg.seeds).map(layout::seed_addr).collect();
+        let seeds = self.cfg.seed_addrs();
         let incarnation = self.slots[node].incarnation + 1;
         self.slots[node] = Self::make_peer(&self.cfg, &seeds, &self.memo, peer, incarnation);
         let e = WorldEvent::Restarted {
