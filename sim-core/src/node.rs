@@ -483,10 +483,16 @@ impl fmt::Display for Event {
                 write!(f, "Unexpected {kind} message from {from}, ignored")
             }
             Event::HandshakeTimedOut { from } => {
-                write!(f, "Closed connection from {from}: nothing valid before the handshake deadline")
+                write!(
+                    f,
+                    "Closed connection from {from}: nothing valid before the handshake deadline"
+                )
             }
             Event::TooManyConnections { from, limit } => {
-                write!(f, "Refused connection from {from}: {limit} connections open, the limit")
+                write!(
+                    f,
+                    "Refused connection from {from}: {limit} connections open, the limit"
+                )
             }
         }
     }

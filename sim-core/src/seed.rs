@@ -98,8 +98,10 @@ impl SeedNode {
             );
             self.out.push(Output::Close { conn });
             let limit = self.cfg.connections_max;
-            self.out
-                .event(Event::TooManyConnections { from: remote, limit });
+            self.out.event(Event::TooManyConnections {
+                from: remote,
+                limit,
+            });
             return;
         }
         let deadline = self.now + self.cfg.handshake_timeout;

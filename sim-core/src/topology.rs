@@ -89,7 +89,9 @@ fn parse_capacity(args: &str) -> Result<Topology, String> {
     let num = |what: &str, v: &str| -> Result<f64, String> {
         match v.trim().parse::<f64>() {
             Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
-            _ => Err(format!("capacity {what} must be a positive number, not {v:?}")),
+            _ => Err(format!(
+                "capacity {what} must be a positive number, not {v:?}"
+            )),
         }
     };
     Ok(Topology::Capacity {

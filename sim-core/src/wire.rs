@@ -417,7 +417,9 @@ fn decode_text(text: &str) -> Result<Message, WireError> {
                 "duplicate" => RefuseReason::Duplicate,
                 "self" => RefuseReason::SelfConnection,
                 "busy" => RefuseReason::Busy,
-                other => return Err(f.bad("reason", other, "expected full, duplicate, self or busy")),
+                other => {
+                    return Err(f.bad("reason", other, "expected full, duplicate, self or busy"));
+                }
             };
             Ok(Message::Refuse { reason })
         }

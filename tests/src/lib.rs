@@ -44,3 +44,5 @@ pub fn repro(cfg: &SimConfig) -> String {
     }
     cmd
 }
+
+pub mod real;

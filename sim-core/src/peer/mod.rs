@@ -224,8 +224,10 @@ impl PeerNode {
                 self.out.send(conn, Message::Refuse { reason });
                 self.out.push(Output::Close { conn });
                 let limit = self.cfg.connections_max;
-                self.out
-                    .event(Event::TooManyConnections { from: remote, limit });
+                self.out.event(Event::TooManyConnections {
+                    from: remote,
+                    limit,
+                });
             }
             return;
         }

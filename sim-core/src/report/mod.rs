@@ -127,6 +127,14 @@ impl Recorder {
         }
     }
 
+    /// Logs a line that is not a node event (a driver's note about a socket).
+    pub fn note(&mut self, at: Time, node: NodeAddr, text: &str) {
+        if self.keep_log {
+            let line = format!("{}:{node} {text}", self.stamp(at));
+            self.log.push(line);
+        }
+    }
+
     fn stamp(&self, at: Time) -> String {
         Time(at.0.saturating_add(self.wall_offset_micros)).to_string()
     }
@@ -350,6 +358,9 @@ pub struct Outcome {
     pub false_positives: usize,
     /// Seconds from going down to being declared dead: min, median, max.
     pub detection_latency_s: Option<[f64; 3]>,
+    /// Seconds from a message's origination to its last first-receipt, over messages
+    /// delivered at least once: min, median, max.
+    pub dissemination_s: Option<[f64; 3]>,
     /// Final degree: min, mean, max over running peers.
     pub degree: Option<[f64; 3]>,
     /// Malformed frames.
@@ -386,6 +397,18 @@ impl Recorder {
             .filter_map(|d| d.down_at.map(|t| d.reported_at.since(t).secs_f64()))
             .collect();
         latencies.sort_by(f64::total_cmp);
+        let mut last = vec![None::<Time>; self.messages.len()];
+        for d in &self.deliveries {
+            if let Some(i) = d.message {
+                last[i] = last[i].max(Some(d.at));
+            }
+        }
+        let mut spread: Vec<f64> = last
+            .iter()
+            .zip(&self.messages)
+            .filter_map(|(t, m)| t.map(|t| t.since(m.originated_at).secs_f64()))
+            .collect();
+        spread.sort_by(f64::total_cmp);
         let degrees: Vec<f64> = alive
             .iter()
             .map(|a| self.peers[a].neighbours.len() as f64)
@@ -407,6 +430,7 @@ impl Recorder {
             detections: self.detections.len(),
             false_positives: self.detections.iter().filter(|d| d.false_positive).count(),
             detection_latency_s: min_median_max(&latencies),
+            dissemination_s: min_median_max(&spread),
             degree: min_mean_max(&degrees),
             malformed: self.malformed,
         }

@@ -138,8 +138,7 @@ impl SimConfig {
                     self.peers
                 ));
             }
-            let distinct: std::collections::BTreeSet<_> =
-                a.seeds.iter().chain(&a.peers).collect();
+            let distinct: std::collections::BTreeSet<_> = a.seeds.iter().chain(&a.peers).collect();
             if distinct.len() != self.seeds + self.peers {
                 return Err("node addresses must be distinct".into());
             }

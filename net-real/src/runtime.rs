@@ -1,0 +1,377 @@
+//! The process side of real runs: one clock, one recorder and one digest memo shared by every
+//! node started in the process, and handles to start, stop and talk to those nodes.
+
+use std::io;
+use std::net::{SocketAddr, SocketAddrV4, TcpListener};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use rand_chacha::ChaCha8Rng;
+use sim_core::addr::NodeAddr;
+use sim_core::digest::{DigestMemo, MemoStats};
+use sim_core::node::{Event, Node};
+use sim_core::peer::{PeerConfig, PeerNode};
+use sim_core::report::Recorder;
+use sim_core::seed::{SeedConfig, SeedNode};
+use sim_core::sim::{Observer, WorldEvent};
+use sim_core::time::Time;
+
+use crate::driver::{self, Ctl, IoLimits};
+
+/// Monotonic time since the process's epoch, plus the UNIX time of that epoch for the text
+/// timestamps on the wire and in `outputfile.log`.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    epoch: Instant,
+    wall_offset_micros: u64,
+}
+
+impl Clock {
+    /// A clock whose epoch is now.
+    pub fn start() -> Self {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        Clock {
+            epoch: Instant::now(),
+            wall_offset_micros: unix,
+        }
+    }
+
+    /// Time since the epoch.
+    pub fn now(&self) -> Time {
+        Time(u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    /// UNIX time of the epoch, in µs.
+    pub fn wall_offset_micros(&self) -> u64 {
+        self.wall_offset_micros
+    }
+
+    /// The instant `t` stands for.
+    pub fn instant(&self, t: Time) -> Instant {
+        self.epoch + std::time::Duration::from_micros(t.0)
+    }
+}
+
+/// What a console line is about.
+#[derive(Debug)]
+pub enum Happening<'a> {
+    /// A node's event.
+    Event(&'a Event),
+    /// A node was stopped.
+    World(&'a WorldEvent),
+    /// Something the driver saw (a failed connection, a full write queue).
+    Note(&'a str),
+}
+
+/// Receives every happening as it is recorded, for printing.
+pub type Console = Box<dyn FnMut(Time, NodeAddr, &Happening<'_>) + Send>;
+
+struct Sink {
+    rec: Recorder,
+    console: Option<Console>,
+}
+
+pub(crate) struct Shared {
+    sink: Mutex<Sink>,
+    changed: Condvar,
+    pub(crate) clock: Clock,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Sink> {
+        // A panicking console leaves plain data behind; keep recording.
+        self.sink.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records `events` of `node`, in order, and wakes waiters.
+    pub(crate) fn events(&self, node: NodeAddr, events: &[(Time, Event)]) {
+        if events.is_empty() {
+            return;
+        }
+        let mut sink = self.lock();
+        let Sink { rec, console } = &mut *sink;
+        for (at, e) in events {
+            rec.event(*at, node, e);
+            if let Some(c) = console.as_mut() {
+                c(*at, node, &Happening::Event(e));
+            }
+        }
+        drop(sink);
+        self.changed.notify_all();
+    }
+
+    pub(crate) fn world(&self, at: Time, node: NodeAddr, e: &WorldEvent) {
+        let mut sink = self.lock();
+        let Sink { rec, console } = &mut *sink;
+        rec.world(at, e);
+        if let Some(c) = console.as_mut() {
+            c(at, node, &Happening::World(e));
+        }
+        drop(sink);
+        self.changed.notify_all();
+    }
+
+    pub(crate) fn note(&self, at: Time, node: NodeAddr, text: &str) {
+        let mut sink = self.lock();
+        let Sink { rec, console } = &mut *sink;
+        rec.note(at, node, text);
+        if let Some(c) = console.as_mut() {
+            c(at, node, &Happening::Note(text));
+        }
+    }
+}
+
+/// How a process's nodes run.
+pub struct RuntimeOptions {
+    /// PBKDF2 iterations of the dedup digest.
+    pub hash_iterations: u32,
+    /// Prints what happens, if given.
+    pub console: Option<Console>,
+    /// Socket limits.
+    pub io: IoLimits,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            hash_iterations: sim_core::digest::ITERATIONS_DEFAULT,
+            console: None,
+            io: IoLimits::default(),
+        }
+    }
+}
+
+/// Where a node listens and what address it gives others.
+#[derive(Clone, Copy, Debug)]
+pub struct Listen {
+    /// The socket address to bind; port 0 lets the OS choose.
+    pub bind: SocketAddrV4,
+    /// The address announced in `register` and hellos; by default the bound one (which must
+    /// then not be 0.0.0.0).
+    pub advertise: Option<NodeAddr>,
+}
+
+impl Listen {
+    /// Listen on `127.0.0.1:port` (0: a port the OS chooses).
+    pub fn loopback(port: u16) -> Self {
+        Listen {
+            bind: SocketAddrV4::new([127, 0, 0, 1].into(), port),
+            advertise: None,
+        }
+    }
+
+    /// Binds, naming the address and the likely cause when that fails.
+    fn bind(&self) -> io::Result<(TcpListener, NodeAddr)> {
+        let listener = TcpListener::bind(self.bind).map_err(|e| {
+            let hint = match e.kind() {
+                io::ErrorKind::AddrInUse => {
+                    "; is another seed or peer running on it? choose another port"
+                }
+                io::ErrorKind::AddrNotAvailable => "; that IP is not one of this machine's",
+                io::ErrorKind::PermissionDenied => "; ports below 1024 need privileges",
+                _ => "",
+            };
+            io::Error::new(
+                e.kind(),
+                format!("cannot listen on {}: {e}{hint}", self.bind),
+            )
+        })?;
+        let port = match listener.local_addr()? {
+            SocketAddr::V4(a) => a.port(),
+            SocketAddr::V6(a) => a.port(),
+        };
+        let addr = match self.advertise {
+            Some(a) => a,
+            None if self.bind.ip().is_unspecified() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "cannot announce {}: give the address other nodes reach this one at",
+                        self.bind
+                    ),
+                ));
+            }
+            None => NodeAddr::new(*self.bind.ip(), port),
+        };
+        Ok((listener, addr))
+    }
+}
+
+/// The nodes of one process share a clock, a recorder and a digest memo.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    memo: Arc<DigestMemo>,
+    io: IoLimits,
+}
+
+impl Runtime {
+    /// A runtime whose clock starts now.
+    pub fn new(opts: RuntimeOptions) -> Self {
+        let clock = Clock::start();
+        let mut rec = Recorder::new(clock.wall_offset_micros());
+        rec.keep_log = true;
+        Runtime {
+            shared: Arc::new(Shared {
+                sink: Mutex::new(Sink {
+                    rec,
+                    console: opts.console,
+                }),
+                changed: Condvar::new(),
+                clock,
+            }),
+            memo: DigestMemo::new(opts.hash_iterations),
+            io: opts.io,
+        }
+    }
+
+    /// The process clock.
+    pub fn clock(&self) -> Clock {
+        self.shared.clock
+    }
+
+    /// Digest counters.
+    pub fn memo_stats(&self) -> MemoStats {
+        self.memo.stats()
+    }
+
+    /// Starts a seed.
+    pub fn spawn_seed(
+        &self,
+        listen: Listen,
+        cfg: SeedConfig,
+        rng: ChaCha8Rng,
+    ) -> io::Result<NodeHandle> {
+        let (listener, addr) = listen.bind()?;
+        let seed = SeedNode::new(addr, cfg, rng);
+        self.spawn(listener, addr, seed, "seed")
+    }
+
+    /// Starts a peer that knows `seeds`. Its wall offset is set from the process clock.
+    pub fn spawn_peer(
+        &self,
+        listen: Listen,
+        seeds: Vec<NodeAddr>,
+        mut cfg: PeerConfig,
+        rng: ChaCha8Rng,
+    ) -> io::Result<NodeHandle> {
+        let (listener, addr) = listen.bind()?;
+        cfg.wall_offset_micros = self.shared.clock.wall_offset_micros();
+        let peer = PeerNode::new(addr, seeds, cfg, rng, Arc::clone(&self.memo));
+        self.spawn(listener, addr, peer, "peer")
+    }
+
+    fn spawn<N: Node + Send + 'static>(
+        &self,
+        listener: TcpListener,
+        addr: NodeAddr,
+        node: N,
+        kind: &str,
+    ) -> io::Result<NodeHandle> {
+        let (tx, rx) = mpsc::channel();
+        let wake = listener.local_addr()?;
+        let stop = driver::spawn_listener(listener, tx.clone(), addr)?;
+        let shared = Arc::clone(&self.shared);
+        let io = self.io;
+        let ctl = tx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("{kind} {addr}"))
+            .spawn(move || driver::run(node, addr, shared, ctl, rx, io, stop, wake))?;
+        Ok(NodeHandle {
+            addr,
+            tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Reads the recorder as it is now.
+    pub fn with_recorder<T>(&self, f: impl FnOnce(&Recorder) -> T) -> T {
+        f(&self.shared.lock().rec)
+    }
+
+    /// Waits until `done` holds of the recorder, re-checking after every recorded event, for
+    /// at most `timeout`. Returns whether it holds.
+    pub fn wait_until(
+        &self,
+        timeout: std::time::Duration,
+        mut done: impl FnMut(&Recorder) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut sink = self.shared.lock();
+        loop {
+            if done(&sink.rec) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            sink = match self.shared.changed.wait_timeout(sink, left) {
+                Ok((s, _)) => s,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+
+    /// Takes the recorder out (call after the nodes are stopped).
+    pub fn take_recorder(&self) -> Recorder {
+        let mut sink = self.shared.lock();
+        let offset = sink.rec.wall_offset_micros;
+        std::mem::replace(&mut sink.rec, Recorder::new(offset))
+    }
+
+    /// Writes a driver note into the log (for the commands' own messages).
+    pub fn note(&self, node: NodeAddr, text: &str) {
+        self.shared.note(self.shared.clock.now(), node, text);
+    }
+}
+
+/// A running node. Dropping the handle shuts the node down cleanly.
+pub struct NodeHandle {
+    addr: NodeAddr,
+    tx: Sender<Ctl>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl NodeHandle {
+    /// Where the node listens (as announced).
+    pub fn addr(&self) -> NodeAddr {
+        self.addr
+    }
+
+    /// Asks a peer to originate a gossip message now (seeds ignore it).
+    pub fn originate(&self, body: String) {
+        // A node that has stopped has no use for it.
+        let _ = self.tx.send(Ctl::Originate(body));
+    }
+
+    /// Closes every connection after what was queued on it, stops listening and waits for
+    /// the driver to finish.
+    pub fn shutdown(mut self) {
+        self.stop(Ctl::Shutdown);
+    }
+
+    /// Stops abruptly, as a crash would: connections are reset without flushing, and the
+    /// stop is recorded as a fault (`Fault: ADDR crashed`).
+    pub fn kill(mut self) {
+        self.stop(Ctl::Kill);
+    }
+
+    fn stop(&mut self, how: Ctl) {
+        let Some(t) = self.thread.take() else {
+            return;
+        };
+        let _ = self.tx.send(how);
+        // A driver that panicked has nothing left to clean up.
+        let _ = t.join();
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        self.stop(Ctl::Shutdown);
+    }
+}

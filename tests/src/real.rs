@@ -1,0 +1,130 @@
+//! A real network on loopback for tests: seeds and peers on ports the OS chooses, in this
+//! process, with the same per-node RNGs as the simulator. Every node is stopped when the
+//! cluster is dropped, also when a test fails.
+
+use std::collections::BTreeSet;
+use std::time::Duration as StdDuration;
+
+use net_real::{Listen, NodeHandle, Runtime, RuntimeOptions};
+use sim_core::addr::NodeAddr;
+use sim_core::peer::PeerConfig;
+use sim_core::report::Recorder;
+use sim_core::seed::SeedConfig;
+use sim_core::sim::{peer_rng, seed_rng};
+
+/// Bound on any one wait for the network to settle.
+pub const SETTLE_TIMEOUT: StdDuration = StdDuration::from_secs(20);
+
+/// Seeds and peers of one process.
+pub struct Cluster {
+    /// Declared first so that it is dropped last.
+    pub peers: Vec<Option<NodeHandle>>,
+    /// The seeds.
+    pub seeds: Vec<NodeHandle>,
+    /// Their runtime.
+    pub rt: Runtime,
+    /// Addresses of peer `i`, kept after it is stopped.
+    pub peer_addrs: Vec<NodeAddr>,
+}
+
+impl Cluster {
+    /// Starts `seeds` seeds, then `peers` peers one after the other, each once the overlay
+    /// among the peers before it is complete (every peer linked to every other), which the
+    /// capacity of `cfg` must allow. Node RNGs derive from `run_seed` as in the simulator.
+    pub fn complete(
+        run_seed: u64,
+        seeds: usize,
+        peers: usize,
+        cfg: &PeerConfig,
+        seed_cfg: &SeedConfig,
+        hash_iterations: u32,
+    ) -> Cluster {
+        let rt = Runtime::new(RuntimeOptions {
+            hash_iterations,
+            ..RuntimeOptions::default()
+        });
+        let seeds: Vec<NodeHandle> = (0..seeds)
+            .map(|j| {
+                rt.spawn_seed(Listen::loopback(0), seed_cfg.clone(), seed_rng(run_seed, j))
+                    .expect("a seed listens on a loopback port the OS picks")
+            })
+            .collect();
+        let seed_addrs: Vec<NodeAddr> = seeds.iter().map(NodeHandle::addr).collect();
+        let mut c = Cluster {
+            peers: Vec::new(),
+            seeds,
+            rt,
+            peer_addrs: Vec::new(),
+        };
+        for i in 0..peers {
+            let p =
+                c.rt.spawn_peer(
+                    Listen::loopback(0),
+                    seed_addrs.clone(),
+                    cfg.clone(),
+                    peer_rng(run_seed, i),
+                )
+                .expect("a peer listens on a loopback port the OS picks");
+            c.peer_addrs.push(p.addr());
+            c.peers.push(Some(p));
+            let started = c.peer_addrs.clone();
+            let majority = seed_addrs.len() / 2 + 1;
+            let done = c.rt.wait_until(SETTLE_TIMEOUT, |rec| {
+                registered(rec, &started, majority) && overlay_complete(rec, &started)
+            });
+            assert!(
+                done,
+                "peer {i} did not link to the {i} peers before it within {SETTLE_TIMEOUT:?}"
+            );
+        }
+        c
+    }
+
+    /// Seed addresses.
+    pub fn seed_addrs(&self) -> Vec<NodeAddr> {
+        self.seeds.iter().map(NodeHandle::addr).collect()
+    }
+
+    /// Peer `i`'s handle.
+    pub fn peer(&self, i: usize) -> &NodeHandle {
+        self.peers[i].as_ref().expect("peer is running")
+    }
+
+    /// Stops peer `i` abruptly.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(p) = self.peers[i].take() {
+            p.kill();
+        }
+    }
+
+    /// Stops every node cleanly and returns what was recorded.
+    pub fn finish(mut self) -> Recorder {
+        for p in self.peers.drain(..).flatten() {
+            p.shutdown();
+        }
+        for s in self.seeds.drain(..) {
+            s.shutdown();
+        }
+        self.rt.take_recorder()
+    }
+}
+
+/// Every peer in `peers` has registered with `seeds` seeds.
+pub fn registered(rec: &Recorder, peers: &[NodeAddr], seeds: usize) -> bool {
+    peers.iter().all(|p| {
+        rec.peers
+            .get(p)
+            .is_some_and(|s| s.registered_with.len() == seeds)
+    })
+}
+
+/// Every peer in `peers` is up and holds every other as a neighbour.
+pub fn overlay_complete(rec: &Recorder, peers: &[NodeAddr]) -> bool {
+    let all: BTreeSet<NodeAddr> = peers.iter().copied().collect();
+    peers.iter().all(|p| {
+        rec.peers.get(p).is_some_and(|s| {
+            s.up && s.neighbours.len() == peers.len() - 1
+                && s.neighbours.iter().all(|n| all.contains(n))
+        })
+    })
+}
