@@ -8,8 +8,14 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use experiments::run::{RunOptions, RunResult, default_out, run_to_folder};
+use sim_core::peer::PeerConfig;
+use sim_core::report::Outcome;
 use sim_core::sim::{Fault, Latency, SimConfig};
 use sim_core::time::{Duration, Time};
+use sim_core::topology::Topology;
+
+mod real;
+use real::{peer, seed, seeds, swarm};
 
 /// A peer-to-peer gossip network: simulated deterministically, or run over TCP.
 #[derive(Parser)]
@@ -29,6 +35,104 @@ enum Cmd {
     Sim(Box<SimArgs>),
     /// Time fixed simulator workloads (1 000, 10 000 and 100 000 peers).
     Bench(BenchArgs),
+    /// Run one seed over TCP until Ctrl-C (or --duration), then write its run folder.
+    Seed(SeedArgs),
+    /// Run every seed listed in the config file in this process (the reference runner.py).
+    Seeds(SeedsArgs),
+    /// Run one peer over TCP: it registers with a majority of the config's seeds, links to
+    /// neighbours, gossips, and watches its neighbours. Lines typed on a terminal are gossiped.
+    Peer(Box<PeerArgs>),
+    /// Run many peers in this process on consecutive ports (the reference PeerRunner.py),
+    /// with a summary at the end.
+    Swarm(Box<SwarmArgs>),
+}
+
+/// Settings of every real-network command.
+#[derive(Args)]
+struct RealArgs {
+    /// Run seed: node i makes the random choices of node i in `gossipnet sim --seed S`
+    /// [default: a fresh one, printed at start].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// PBKDF2 iterations of the dedup digest.
+    #[arg(long, default_value_t = sim_core::digest::ITERATIONS_DEFAULT)]
+    hash_iterations: u32,
+    /// Output folder, written when the command stops [default: results/real-<COMMAND>-<PORT>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Stop after this long (e.g. 90s, 5m) instead of waiting for Ctrl-C.
+    #[arg(long)]
+    duration: Option<Duration>,
+    /// Malformed frames tolerated on one connection before it is closed.
+    #[arg(long, default_value_t = 3)]
+    bad_frames: u32,
+    /// Print only the final summary.
+    #[arg(long, short, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print every event (a swarm prints only an overview by default).
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+#[derive(Args)]
+struct SeedArgs {
+    /// Port to listen on at 127.0.0.1; asked for on a terminal when missing.
+    #[arg(long, conflicts_with = "listen")]
+    port: Option<u16>,
+    /// IP:PORT to listen on (and to be known by).
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Option<String>,
+    #[command(flatten)]
+    real: RealArgs,
+}
+
+#[derive(Args)]
+struct SeedsArgs {
+    /// The seed list: one IP:PORT a line, `#` comments.
+    #[arg(long, default_value = "config.txt")]
+    config: PathBuf,
+    #[command(flatten)]
+    real: RealArgs,
+}
+
+#[derive(Args)]
+struct PeerArgs {
+    /// Port to listen on at 127.0.0.1; asked for on a terminal when missing.
+    #[arg(long, conflicts_with = "listen")]
+    port: Option<u16>,
+    /// IP:PORT to listen on (and to be known by).
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Option<String>,
+    /// The seed list: one IP:PORT a line, `#` comments.
+    #[arg(long, default_value = "config.txt")]
+    config: PathBuf,
+    #[command(flatten)]
+    protocol: ProtocolArgs,
+    #[command(flatten)]
+    real: RealArgs,
+}
+
+#[derive(Args)]
+struct SwarmArgs {
+    /// Number of peers.
+    #[arg(long, default_value_t = 40)]
+    peers: usize,
+    /// Peer i listens on BASE_PORT + i.
+    #[arg(long, default_value_t = 5000)]
+    base_port: u16,
+    /// IP the peers listen on and are known by.
+    #[arg(long, default_value = "127.0.0.1")]
+    ip: std::net::Ipv4Addr,
+    /// The seed list: one IP:PORT a line, `#` comments.
+    #[arg(long, default_value = "config.txt")]
+    config: PathBuf,
+    /// Time between two peers' starts.
+    #[arg(long, default_value = "100ms")]
+    join_interval: Duration,
+    #[command(flatten)]
+    protocol: ProtocolArgs,
+    #[command(flatten)]
+    real: RealArgs,
 }
 
 #[derive(Args)]
@@ -99,6 +203,26 @@ struct ProtocolArgs {
     /// Consecutive missed liveness replies after which a neighbour is dead.
     #[arg(long, default_value_t = 3)]
     misses: u32,
+    /// Neighbour rule: `capacity` (40 x 1.5^(-node_id/10)) or `capacity:BASE,RATIO,STEP`.
+    #[arg(long, default_value = "capacity")]
+    topology: Topology,
+}
+
+impl ProtocolArgs {
+    fn apply(&self, cfg: &mut PeerConfig) {
+        cfg.liveness_interval = self.liveness_interval;
+        cfg.gossip_interval = self.gossip_interval;
+        cfg.gossip_count = self.gossip_count;
+        cfg.misses_max = self.misses;
+        cfg.topology = self.topology;
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        // The simulator's checks are the protocol's checks.
+        let mut cfg = SimConfig::default();
+        self.apply(&mut cfg.peer);
+        cfg.validate()
+    }
 }
 
 #[derive(Args)]
@@ -113,6 +237,10 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Sim(args) => sim(*args),
         Cmd::Bench(args) => bench(&args),
+        Cmd::Seed(args) => seed(&args),
+        Cmd::Seeds(args) => seeds(&args),
+        Cmd::Peer(args) => peer(&args),
+        Cmd::Swarm(args) => swarm(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,10 +262,7 @@ fn sim_config(a: &SimArgs) -> SimConfig {
         join_interval: a.join_interval,
         ..SimConfig::default()
     };
-    cfg.peer.liveness_interval = a.protocol.liveness_interval;
-    cfg.peer.gossip_interval = a.protocol.gossip_interval;
-    cfg.peer.gossip_count = a.protocol.gossip_count;
-    cfg.peer.misses_max = a.protocol.misses;
+    a.protocol.apply(&mut cfg.peer);
     let mut faults: Vec<Fault> = Vec::new();
     faults.extend(a.crash.iter().map(|&(peer, at)| Fault::Crash { peer, at }));
     faults.extend(
@@ -212,9 +337,28 @@ fn progress_bar() -> Box<dyn FnMut(f64)> {
     })
 }
 
+fn row(k: &str, v: String) {
+    println!("  {k:<26}{v}");
+}
+
 fn print_summary(r: &RunResult) {
-    let o = &r.outcome;
-    let row = |k: &str, v: String| println!("  {k:<26}{v}");
+    print_outcome(&r.outcome);
+    row("trace digest", r.trace_digest.clone());
+    row(
+        "wall time",
+        format!(
+            "{:.2} s ({:.0} events/s), hashing {:.2} s for {} digests",
+            r.wall_s,
+            r.events as f64 / r.wall_s.max(1e-9),
+            r.hashing_s,
+            r.digests
+        ),
+    );
+    row("output", r.out.display().to_string());
+}
+
+/// The figures both drivers report.
+fn print_outcome(o: &Outcome) {
     row(
         "peers (alive at end)",
         format!("{} ({})", o.peers, o.peers_alive),
@@ -247,18 +391,15 @@ fn print_summary(r: &RunResult) {
             format!("min {min:.2} s, median {med:.2} s, max {max:.2} s"),
         );
     }
-    row("trace digest", r.trace_digest.clone());
-    row(
-        "wall time",
-        format!(
-            "{:.2} s ({:.0} events/s), hashing {:.2} s for {} digests",
-            r.wall_s,
-            r.events as f64 / r.wall_s.max(1e-9),
-            r.hashing_s,
-            r.digests
-        ),
-    );
-    row("output", r.out.display().to_string());
+    if let Some([_, med, max]) = o.dissemination_s {
+        row(
+            "origin to last delivery",
+            format!("median {med:.3} s, max {max:.3} s"),
+        );
+    }
+    if o.malformed > 0 {
+        row("malformed frames", o.malformed.to_string());
+    }
 }
 
 fn bench(args: &BenchArgs) -> Result<(), String> {

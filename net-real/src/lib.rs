@@ -23,6 +23,7 @@
 //! println!("{} log lines", recorder.log.len());
 //! ```
 
+pub mod app;
 pub mod config;
 mod driver;
 pub mod frame;

@@ -342,6 +342,14 @@ impl NodeHandle {
         self.addr
     }
 
+    /// A function that asks this peer to originate a message, usable from another thread.
+    pub fn originator(&self) -> impl Fn(String) + Send + 'static {
+        let tx = self.tx.clone();
+        move |body| {
+            let _ = tx.send(Ctl::Originate(body));
+        }
+    }
+
     /// Asks a peer to originate a gossip message now (seeds ignore it).
     pub fn originate(&self, body: String) {
         // A node that has stopped has no use for it.

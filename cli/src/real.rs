@@ -1,0 +1,258 @@
+//! The real-network commands: argument checks, the port prompt and Ctrl-C; the work is in
+//! `net_real::app`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddrV4;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use net_real::app::{AppOptions, RunSummary, Verbosity, run_peers, run_seeds};
+use net_real::{Listen, read_config};
+use sim_core::addr::NodeAddr;
+use sim_core::peer::PeerConfig;
+use sim_core::seed::SeedConfig;
+
+use super::{PeerArgs, RealArgs, SeedArgs, SeedsArgs, SwarmArgs, print_outcome, row};
+
+/// A stop signal fed by Ctrl-C (and SIGTERM). A second Ctrl-C exits at once.
+fn stop_on_ctrl_c() -> Result<Receiver<()>, String> {
+    let (tx, rx) = mpsc::channel();
+    let again = AtomicBool::new(false);
+    ctrlc::set_handler(move || {
+        if again.swap(true, Ordering::SeqCst) {
+            eprintln!("gossipnet: second interrupt, exiting without writing the run folder");
+            std::process::exit(130);
+        }
+        eprintln!("gossipnet: stopping (press Ctrl-C again to exit at once)");
+        let _ = tx.send(());
+    })
+    .map_err(|e| format!("cannot catch Ctrl-C: {e}"))?;
+    Ok(rx)
+}
+
+fn options(
+    real: &RealArgs,
+    default_out: &str,
+    default_verbosity: Verbosity,
+) -> Result<AppOptions, String> {
+    if real.hash_iterations == 0 {
+        return Err("--hash-iterations must be at least 1".into());
+    }
+    let run_seed = real.seed.unwrap_or_else(fresh_seed);
+    let verbosity = if real.quiet {
+        Verbosity::Quiet
+    } else if real.verbose {
+        Verbosity::Events
+    } else {
+        default_verbosity
+    };
+    Ok(AppOptions {
+        run_seed,
+        hash_iterations: real.hash_iterations,
+        out: real
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("results").join(default_out)),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        duration: real.duration.map(|d| std::time::Duration::from_micros(d.0)),
+        stop: stop_on_ctrl_c()?,
+        verbosity,
+        join_interval: std::time::Duration::ZERO,
+        gossip_from_stdin: false,
+    })
+}
+
+/// A run seed for when none is given: not reproducible, but printed so that it can be.
+fn fresh_seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    sim_core::sim::derive_seed(nanos as u64, u64::from(std::process::id()), 0, 0)
+}
+
+/// Where a one-node command listens: `--listen`, `--port`, or the reference prompt.
+fn listen_of(port: Option<u16>, listen: Option<&str>) -> Result<Listen, String> {
+    if let Some(l) = listen {
+        let a: SocketAddrV4 = l
+            .parse()
+            .map_err(|_| format!("--listen {l:?}: expected IP:PORT such as 127.0.0.1:6000"))?;
+        return Ok(Listen {
+            bind: a,
+            advertise: None,
+        });
+    }
+    let port = match port {
+        Some(p) => p,
+        None if std::io::stdin().is_terminal() => prompt_port()?,
+        None => return Err("give --port N (or --listen IP:PORT)".into()),
+    };
+    if port == 0 {
+        return Err("--port must be from 1 to 65535".into());
+    }
+    Ok(Listen::loopback(port))
+}
+
+fn prompt_port() -> Result<u16, String> {
+    print!("Enter port to connect to: ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the port: {e}"))?;
+    line.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{:?} is not a port (1 to 65535)", line.trim()))
+}
+
+fn seed_config(real: &RealArgs) -> SeedConfig {
+    SeedConfig {
+        bad_frames_max: real.bad_frames.max(1),
+        ..SeedConfig::default()
+    }
+}
+
+fn port_of(l: &Listen) -> u16 {
+    l.bind.port()
+}
+
+fn header(what: &str, opts: &AppOptions) {
+    if opts.verbosity != Verbosity::Quiet {
+        let until = match opts.duration {
+            Some(d) => format!("for {:.0} s", d.as_secs_f64()),
+            None => "until Ctrl-C".into(),
+        };
+        println!(
+            "gossipnet {what}: run seed {}, {} digest iterations, {until}; output {}",
+            opts.run_seed,
+            opts.hash_iterations,
+            opts.out.display()
+        );
+    }
+}
+
+fn summary(s: &RunSummary) {
+    println!("summary:");
+    print_outcome(&s.outcome);
+    let cpu = s.cpu_s.map_or("unknown".into(), |c| format!("{c:.2} s"));
+    row(
+        "time",
+        format!(
+            "wall {:.2} s, process CPU {cpu}, {} digests computed",
+            s.wall_s, s.digests
+        ),
+    );
+    row("output", s.out.display().to_string());
+}
+
+/// `gossipnet seed`.
+pub fn seed(a: &SeedArgs) -> Result<(), String> {
+    let listen = listen_of(a.port, a.listen.as_deref())?;
+    let opts = options(
+        &a.real,
+        &format!("real-seed-{}", port_of(&listen)),
+        Verbosity::Events,
+    )?;
+    header("seed", &opts);
+    summary(&run_seeds(&[listen], &seed_config(&a.real), opts)?);
+    Ok(())
+}
+
+/// `gossipnet seeds`.
+pub fn seeds(a: &SeedsArgs) -> Result<(), String> {
+    let addrs = read_config(&a.config).map_err(|e| e.to_string())?;
+    let listens: Vec<Listen> = addrs.iter().map(|s| listen_at(*s)).collect();
+    let opts = options(&a.real, "real-seeds", Verbosity::Events)?;
+    header(
+        &format!("seeds ({} from {})", addrs.len(), a.config.display()),
+        &opts,
+    );
+    summary(&run_seeds(&listens, &seed_config(&a.real), opts)?);
+    Ok(())
+}
+
+fn listen_at(a: NodeAddr) -> Listen {
+    Listen {
+        bind: SocketAddrV4::new(a.ip, a.port),
+        advertise: None,
+    }
+}
+
+fn peer_config(p: &super::ProtocolArgs, real: &RealArgs) -> Result<PeerConfig, String> {
+    p.validate()?;
+    let mut cfg = PeerConfig {
+        bad_frames_max: real.bad_frames.max(1),
+        ..PeerConfig::default()
+    };
+    p.apply(&mut cfg);
+    Ok(cfg)
+}
+
+/// `gossipnet peer`.
+pub fn peer(a: &PeerArgs) -> Result<(), String> {
+    let cfg = peer_config(&a.protocol, &a.real)?;
+    let seeds = read_config(&a.config).map_err(|e| e.to_string())?;
+    let listen = listen_of(a.port, a.listen.as_deref())?;
+    let port = port_of(&listen);
+    let mut opts = options(&a.real, &format!("real-peer-{port}"), Verbosity::Events)?;
+    opts.gossip_from_stdin = std::io::stdin().is_terminal();
+    header(
+        &format!("peer ({} seeds in {})", seeds.len(), a.config.display()),
+        &opts,
+    );
+    // RNG index: the port, so that two peers of one run seed choose differently.
+    summary(&run_peers(
+        &[listen],
+        usize::from(port),
+        &seeds,
+        &cfg,
+        opts,
+    )?);
+    Ok(())
+}
+
+/// `gossipnet swarm`.
+pub fn swarm(a: &SwarmArgs) -> Result<(), String> {
+    let cfg = peer_config(&a.protocol, &a.real)?;
+    let seeds = read_config(&a.config).map_err(|e| e.to_string())?;
+    if a.peers == 0 {
+        return Err("--peers must be at least 1".into());
+    }
+    let last = usize::from(a.base_port) + a.peers - 1;
+    if a.base_port == 0 || last > usize::from(u16::MAX) {
+        return Err(format!(
+            "ports {}..{last} do not fit: lower --base-port or --peers",
+            a.base_port
+        ));
+    }
+    let listens: Vec<Listen> = (0..a.peers)
+        .map(|i| Listen {
+            bind: SocketAddrV4::new(a.ip, a.base_port + i as u16),
+            advertise: None,
+        })
+        .collect();
+    let mut opts = options(
+        &a.real,
+        &format!("real-swarm-{}", a.base_port),
+        Verbosity::Overview,
+    )?;
+    opts.join_interval = std::time::Duration::from_micros(a.join_interval.0);
+    header(
+        &format!(
+            "swarm ({} peers on {}:{}.., {} seeds in {})",
+            a.peers,
+            a.ip,
+            a.base_port,
+            seeds.len(),
+            a.config.display()
+        ),
+        &opts,
+    );
+    // RNG index i, as peer i of the simulator.
+    summary(&run_peers(&listens, 0, &seeds, &cfg, opts)?);
+    Ok(())
+}

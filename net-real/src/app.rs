@@ -1,0 +1,339 @@
+//! Whole real runs for the command line: start the nodes of this process, print what they
+//! do, stop on a signal or after a duration, and write the same run folder as the simulator.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration as StdDuration, Instant};
+
+use serde_json::json;
+use sim_core::addr::NodeAddr;
+use sim_core::node::Event;
+use sim_core::peer::PeerConfig;
+use sim_core::report::{Outcome, write_folder};
+use sim_core::seed::SeedConfig;
+use sim_core::sim::{WorldEvent, peer_rng, seed_rng};
+use sim_core::time::Time;
+
+use crate::runtime::{Console, Happening, Listen, NodeHandle, Runtime, RuntimeOptions};
+
+/// How much a run prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Nothing but the final summary.
+    Quiet,
+    /// Starts, registrations, deaths, removals, errors, and a status line every few seconds:
+    /// what a person watching a swarm wants.
+    Overview,
+    /// Every event but dropped duplicates: what a person watching one node wants.
+    Events,
+}
+
+/// Settings of a real run.
+pub struct AppOptions {
+    /// Run seed: node `i` uses the simulator's RNG for node `i` of this seed.
+    pub run_seed: u64,
+    /// PBKDF2 iterations of the dedup digest.
+    pub hash_iterations: u32,
+    /// Where the run folder goes.
+    pub out: PathBuf,
+    /// The command line, for `summary.json`.
+    pub command: String,
+    /// Stop after this long (else on `stop`).
+    pub duration: Option<StdDuration>,
+    /// Stop when a message arrives (Ctrl-C) or the sender is dropped.
+    pub stop: Receiver<()>,
+    /// What to print.
+    pub verbosity: Verbosity,
+    /// Time between two peers' starts in a swarm.
+    pub join_interval: StdDuration,
+    /// Lines typed on standard input become gossip messages of the first peer.
+    pub gossip_from_stdin: bool,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The run's figures.
+    pub outcome: Outcome,
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+    /// CPU seconds the process used (Linux), when known.
+    pub cpu_s: Option<f64>,
+    /// Distinct digests computed.
+    pub digests: u64,
+    /// The run folder.
+    pub out: PathBuf,
+}
+
+/// The seeds at `listens`, until stopped.
+pub fn run_seeds(
+    listens: &[Listen],
+    cfg: &SeedConfig,
+    opts: AppOptions,
+) -> Result<RunSummary, String> {
+    let rt = runtime(&opts, listens.len() > 1);
+    let mut nodes = Vec::new();
+    for (j, l) in listens.iter().enumerate() {
+        let h = rt
+            .spawn_seed(*l, cfg.clone(), seed_rng(opts.run_seed, j))
+            .map_err(|e| e.to_string())?;
+        say(&opts, format!("seed listening on {}", h.addr()));
+        nodes.push(h);
+    }
+    let params = json!({
+        "seeds": listens.len(),
+        "peer_list_max": cfg.peer_list_max,
+        "bad_frames_max": cfg.bad_frames_max,
+        "handshake_timeout_s": cfg.handshake_timeout.secs_f64(),
+    });
+    finish(rt, nodes, opts, params)
+}
+
+/// Peers at `listens` (peer `i` uses RNG index `first_index + i`), started one every
+/// `join_interval`, until stopped.
+pub fn run_peers(
+    listens: &[Listen],
+    first_index: usize,
+    seeds: &[NodeAddr],
+    cfg: &PeerConfig,
+    opts: AppOptions,
+) -> Result<RunSummary, String> {
+    let rt = runtime(&opts, listens.len() > 1);
+    let mut nodes: Vec<NodeHandle> = Vec::new();
+    for (i, l) in listens.iter().enumerate() {
+        if i > 0 && stop_requested(&opts.stop, opts.join_interval) {
+            break;
+        }
+        let rng = peer_rng(opts.run_seed, first_index + i);
+        let h = rt
+            .spawn_peer(*l, seeds.to_vec(), cfg.clone(), rng)
+            .map_err(|e| e.to_string())?;
+        if listens.len() == 1 {
+            say(&opts, format!("peer listening on {}", h.addr()));
+        }
+        nodes.push(h);
+    }
+    if listens.len() > 1 {
+        say(
+            &opts,
+            format!("{} peers listening from {}", nodes.len(), nodes[0].addr()),
+        );
+    }
+    if opts.gossip_from_stdin
+        && let Some(first) = nodes.first()
+    {
+        let to = first.originator();
+        say(&opts, "type a line and press Enter to gossip it".into());
+        // Detached: a blocked read of standard input ends with the process.
+        let _ = std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+                    if !line.trim().is_empty() {
+                        to(line);
+                    }
+                }
+            });
+    }
+    let params = json!({
+        "peers": listens.len(),
+        "seeds": seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        "gossip_interval_s": cfg.gossip_interval.secs_f64(),
+        "gossip_count": cfg.gossip_count,
+        "liveness_interval_s": cfg.liveness_interval.secs_f64(),
+        "misses": cfg.misses_max,
+        "hash_iterations": opts.hash_iterations,
+        "topology": cfg.topology.to_string(),
+        "bad_frames_max": cfg.bad_frames_max,
+        "join_interval_s": opts.join_interval.as_secs_f64(),
+    });
+    finish(rt, nodes, opts, params)
+}
+
+fn runtime(opts: &AppOptions, many: bool) -> Runtime {
+    let console = match opts.verbosity {
+        Verbosity::Quiet => None,
+        v => Some(console(v, many)),
+    };
+    Runtime::new(RuntimeOptions {
+        hash_iterations: opts.hash_iterations,
+        console,
+        ..RuntimeOptions::default()
+    })
+}
+
+fn say(opts: &AppOptions, text: String) {
+    if opts.verbosity != Verbosity::Quiet {
+        println!("{text}");
+    }
+}
+
+/// Whether a stop came within `wait`.
+fn stop_requested(stop: &Receiver<()>, wait: StdDuration) -> bool {
+    !matches!(stop.recv_timeout(wait), Err(RecvTimeoutError::Timeout))
+}
+
+/// Waits for the stop, printing status lines; stops every node; writes the run folder.
+fn finish(
+    rt: Runtime,
+    nodes: Vec<NodeHandle>,
+    opts: AppOptions,
+    params: serde_json::Value,
+) -> Result<RunSummary, String> {
+    let started = Instant::now();
+    let deadline = opts.duration.map(|d| started + d);
+    let status_every = StdDuration::from_secs(5);
+    loop {
+        let wait = match deadline {
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .min(status_every),
+            None => status_every,
+        };
+        if wait.is_zero() || stop_requested(&opts.stop, wait) {
+            break;
+        }
+        if opts.verbosity == Verbosity::Overview {
+            println!("{}", rt.with_recorder(status_line));
+        }
+    }
+    say(&opts, format!("stopping {} nodes", nodes.len()));
+    for n in nodes {
+        n.shutdown();
+    }
+    let wall_s = rt.clock().now().secs_f64();
+    let cpu_s = process_cpu_seconds();
+    let rec = rt.take_recorder();
+    let memo = rt.memo_stats();
+    let extra = json!({
+        "driver": "real",
+        "seed": opts.run_seed,
+        "command": opts.command,
+        "parameters": params,
+        "started_at_unix_s": rt.clock().wall_offset_micros() as f64 / 1e6,
+        "wall_time_s": wall_s,
+        "cpu_time_s": cpu_s,
+        "digests_computed": memo.computed,
+    });
+    write_folder(&opts.out, &rec, extra)
+        .map_err(|e| format!("cannot write {}: {e}", opts.out.display()))?;
+    Ok(RunSummary {
+        outcome: rec.outcome(),
+        wall_s,
+        cpu_s,
+        digests: memo.computed,
+        out: opts.out,
+    })
+}
+
+fn status_line(rec: &sim_core::report::Recorder) -> String {
+    let up = rec.peers.values().filter(|s| s.up).count();
+    let removed: usize = rec.removals.values().map(Vec::len).sum();
+    let mut line = format!(
+        "[status] {} messages, {} deliveries, {} dead declarations, {} seed removals",
+        rec.messages.len(),
+        rec.deliveries.len(),
+        rec.detections.len(),
+        removed
+    );
+    if !rec.peers.is_empty() {
+        line.push_str(&format!(", {up} peers up"));
+    }
+    if !rec.seeds.is_empty() {
+        line.push_str(&format!(", {} seeds", rec.seeds.len()));
+    }
+    line
+}
+
+/// Prints happenings as `+SECONDS [NODE] TEXT` lines on standard output.
+pub fn console(verbosity: Verbosity, show_node: bool) -> Console {
+    let mut out = std::io::stdout();
+    Box::new(move |at: Time, node: NodeAddr, h: &Happening<'_>| {
+        let show = match h {
+            Happening::Event(e) => shown(verbosity, e),
+            Happening::World(_) | Happening::Note(_) => verbosity != Verbosity::Quiet,
+        };
+        if !show {
+            return;
+        }
+        let text = match h {
+            Happening::Event(e) => e.to_string(),
+            Happening::World(WorldEvent::Down { .. }) => "stopped abruptly".into(),
+            Happening::World(w) => w.to_string(),
+            Happening::Note(n) => (*n).to_string(),
+        };
+        let who = if show_node {
+            format!("{node} ")
+        } else {
+            String::new()
+        };
+        // A closed standard output (a pipe to `head`) must not stop the node.
+        let _ = writeln!(out, "{:>9.3}s {who}{text}", at.secs_f64());
+    })
+}
+
+fn shown(v: Verbosity, e: &Event) -> bool {
+    match v {
+        Verbosity::Quiet => false,
+        Verbosity::Events => !matches!(e, Event::DuplicateDropped { .. }),
+        Verbosity::Overview => match e {
+            Event::SeedStarted
+            | Event::SeedUnreachable { .. }
+            | Event::PeerDeclaredDead { .. }
+            | Event::PeerRemovedBySeed { .. }
+            | Event::MalformedFrame { .. }
+            | Event::HandshakeTimedOut { .. }
+            | Event::TooManyConnections { .. } => true,
+            Event::PeerStarted { .. }
+            | Event::SeedsChosen { .. }
+            | Event::SeedLost { .. }
+            | Event::Registered { .. }
+            | Event::PeerListReceived { .. }
+            | Event::NeighbourAdded { .. }
+            | Event::NeighbourRemoved { .. }
+            | Event::ConnectionRefused { .. }
+            | Event::RefusedHello { .. }
+            | Event::GossipOriginated { .. }
+            | Event::GossipDelivered { .. }
+            | Event::DuplicateDropped { .. }
+            | Event::LivenessMissed { .. }
+            | Event::DeadNodeReported { .. }
+            | Event::DeadNodeNotice { .. }
+            | Event::PeerRegistered { .. }
+            | Event::PeerListServed { .. }
+            | Event::DeadNodeAlreadyRemoved { .. }
+            | Event::UnexpectedMessage { .. } => false,
+        },
+    }
+}
+
+/// CPU seconds (user + system) this process has used, from `/proc/self/stat` (Linux, whose
+/// `/proc` counts in units of 1/100 s).
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            let mut x = 0u64;
+            for i in 0..20_000_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
+            assert!(x != 1);
+            let s = process_cpu_seconds().expect("Linux has /proc/self/stat");
+            assert!(s >= 0.0);
+        }
+    }
+}
