@@ -4,10 +4,13 @@
 use std::collections::BTreeSet;
 
 use gossipnet_tests::real::{Cluster, SETTLE_TIMEOUT};
+use gossipnet_tests::repro;
 use sim_core::addr::NodeAddr;
+use sim_core::digest::DigestMemo;
 use sim_core::peer::PeerConfig;
 use sim_core::report::Recorder;
 use sim_core::seed::SeedConfig;
+use sim_core::sim::{Addresses, Fault, SimConfig, World};
 use sim_core::time::{Duration, Time};
 
 const LIVENESS: Duration = Duration::from_millis(500);
@@ -122,4 +125,122 @@ fn eight_peers_deliver_everything_once_and_detect_a_killed_peer_within_four_roun
         assert!(took <= window, "seed {seed} removed {victim} after {took}");
     }
     assert!(down_at > Time::ZERO);
+}
+
+/// What a run's protocol decided, with nodes named by index so that two drivers compare.
+#[derive(Debug, PartialEq)]
+struct Decisions {
+    /// (origin peer, body, receiver peer)
+    deliveries: BTreeSet<(usize, String, usize)>,
+    /// (dead peer, reporter peer)
+    reports: BTreeSet<(usize, usize)>,
+    /// (dead peer, seed)
+    removals: BTreeSet<(usize, usize)>,
+    /// (peer, seed it registered with): random choices, so equal only with equal RNGs
+    registrations: BTreeSet<(usize, usize)>,
+}
+
+fn decisions(rec: &Recorder, seeds: &[NodeAddr], peers: &[NodeAddr]) -> Decisions {
+    let p = |a: &NodeAddr| peers.iter().position(|x| x == a).expect("a known peer");
+    let s = |a: &NodeAddr| seeds.iter().position(|x| x == a).expect("a known seed");
+    Decisions {
+        deliveries: rec
+            .deliveries
+            .iter()
+            .map(|d| {
+                let body = d.identity.rsplit(':').next().unwrap_or_default().to_owned();
+                (p(&d.origin), body, p(&d.receiver))
+            })
+            .collect(),
+        reports: rec
+            .detections
+            .iter()
+            .map(|d| (p(&d.dead), p(&d.reporter)))
+            .collect(),
+        removals: rec
+            .removals
+            .iter()
+            .flat_map(|(dead, by)| by.iter().map(move |(seed, _)| (p(dead), s(seed))))
+            .collect(),
+        registrations: rec
+            .peers
+            .iter()
+            .flat_map(|(peer, st)| {
+                st.registered_with
+                    .iter()
+                    .map(move |seed| (p(peer), s(seed)))
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn the_simulator_and_loopback_make_the_same_protocol_decisions() {
+    let (run_seed, peers_n, victim) = (5, 6, 2);
+    let cfg = protocol();
+    // Real: overlay complete, two messages per peer, then the victim is killed.
+    let mut c = Cluster::complete(run_seed, 3, peers_n, &cfg, &SeedConfig::default(), 1000);
+    let (seeds, peers) = (c.seed_addrs(), c.peer_addrs.clone());
+    let messages = peers_n * 2;
+    for i in 0..peers_n {
+        for k in 1..=2 {
+            c.peer(i).originate(format!("m{i}.{k}"));
+        }
+    }
+    let spread = c.rt.wait_until(SETTLE_TIMEOUT, |rec| {
+        rec.deliveries.len() >= messages * (peers_n - 1)
+    });
+    assert!(spread, "the real run did not deliver everything");
+    let registered_with =
+        c.rt.with_recorder(|rec| rec.peers[&peers[victim]].registered_with.len());
+    c.kill(victim);
+    let settled = c.rt.wait_until(SETTLE_TIMEOUT, |rec| {
+        let removed = rec.removals.get(&peers[victim]).map_or(0, Vec::len);
+        rec.detections.len() >= peers_n - 1 && removed >= registered_with
+    });
+    assert!(settled, "the real run did not detect the kill");
+    let real = c.finish();
+
+    // Simulated: the same addresses, RNGs, settings and schedule in virtual time.
+    let at = |ms: u64| Time::ZERO + Duration::from_millis(ms);
+    let sim_cfg = SimConfig {
+        seed: run_seed,
+        seeds: 3,
+        peers: peers_n,
+        duration: Duration::from_secs(3) + LIVENESS.times(6),
+        latency: "1ms".parse().expect("latency"),
+        faults: vec![Fault::Crash {
+            peer: victim,
+            at: at(3000),
+        }],
+        peer: cfg,
+        hash_iterations: 1000,
+        addresses: Some(Addresses {
+            seeds: seeds.clone(),
+            peers: peers.clone(),
+        }),
+        ..SimConfig::default()
+    };
+    let mut world = World::new(sim_cfg.clone(), DigestMemo::new(1000)).expect("valid scenario");
+    for i in 0..peers_n {
+        for k in 1..=2 {
+            world.originate_at(i, at(2000), format!("m{i}.{k}"));
+        }
+    }
+    let mut sim = Recorder::new(0);
+    world.run(&mut sim);
+
+    let (r, s) = (
+        decisions(&real, &seeds, &peers),
+        decisions(&sim, &seeds, &peers),
+    );
+    assert_eq!(r.deliveries.len(), messages * (peers_n - 1));
+    assert_eq!(r.reports.len(), peers_n - 1, "{r:?}");
+    assert!(!r.removals.is_empty());
+    assert_eq!(
+        r,
+        s,
+        "real (left) and simulated (right) runs differ\n{}",
+        repro(&sim_cfg)
+    );
 }

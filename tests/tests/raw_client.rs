@@ -1,0 +1,254 @@
+//! A raw TCP client against a real seed and a real peer on loopback: the exact reference
+//! replies, and bad input (an oversized line, invalid UTF-8, an unknown message, a line that
+//! never ends, too many connections) handled without a panic, logged, while the node keeps
+//! serving others. Every read has a timeout.
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration as StdDuration;
+
+use gossipnet_tests::real::SETTLE_TIMEOUT;
+use net_real::{Listen, NodeHandle, Runtime, RuntimeOptions};
+use sim_core::addr::NodeAddr;
+use sim_core::peer::PeerConfig;
+use sim_core::report::Recorder;
+use sim_core::seed::SeedConfig;
+use sim_core::sim::{peer_rng, seed_rng};
+use sim_core::time::Duration;
+
+/// Bound on any one read.
+const READ_TIMEOUT: StdDuration = StdDuration::from_secs(5);
+
+struct Client {
+    reader: BufReader<TcpStream>,
+    stream: TcpStream,
+}
+
+impl Client {
+    fn to(addr: NodeAddr) -> Client {
+        let stream = TcpStream::connect((addr.ip, addr.port)).expect("the node accepts");
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .expect("timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        Client { reader, stream }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("the node reads");
+    }
+
+    /// The next line, without its newline.
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        let n = self
+            .reader
+            .read_line(&mut l)
+            .expect("a reply within the timeout");
+        assert!(n > 0, "connection closed while a reply was expected");
+        l.trim_end_matches('\n').to_owned()
+    }
+
+    /// Whether the node closed the connection (a read ends) within the timeout.
+    fn closed_by_node(&mut self) -> bool {
+        let mut buf = [0u8; 256];
+        loop {
+            match self.reader.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue, // a refusal line before the close
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
+                Err(_) => return false, // timed out: still open
+            }
+        }
+    }
+}
+
+fn seed(rt: &Runtime, cfg: SeedConfig) -> NodeHandle {
+    rt.spawn_seed(Listen::loopback(0), cfg, seed_rng(1, 0))
+        .expect("listen")
+}
+
+fn runtime() -> Runtime {
+    Runtime::new(RuntimeOptions {
+        hash_iterations: 1000,
+        ..RuntimeOptions::default()
+    })
+}
+
+fn log_has(rec: &Recorder, text: &str) -> bool {
+    rec.log.iter().any(|l| l.contains(text))
+}
+
+#[test]
+fn a_seed_gives_the_reference_replies_and_passes_dead_node_notices_on() {
+    let rt = runtime();
+    let s = seed(&rt, SeedConfig::default());
+    let (mut a, mut b, mut c) = (
+        Client::to(s.addr()),
+        Client::to(s.addr()),
+        Client::to(s.addr()),
+    );
+    a.send(b"register:127.0.0.1:6000\npeer list\n");
+    assert_eq!(a.line(), "registered successfully");
+    assert_eq!(a.line(), "peer list:127.0.0.1#6000");
+    b.send(b"register:127.0.0.1:6001\n");
+    assert_eq!(b.line(), "registered successfully");
+    c.send(b"register:127.0.0.1:6002\r\n"); // a CRLF client is served too
+    assert_eq!(c.line(), "registered successfully");
+    a.send(b"Dead Node:127.0.0.1:6001:1732406400.5:127.0.0.1:6000\n");
+    assert_eq!(
+        c.line(),
+        "Dead Node:127.0.0.1:6001:1732406400.5:127.0.0.1:6000"
+    );
+    c.send(b"peer list\n");
+    assert_eq!(c.line(), "peer list:127.0.0.1#6000:127.0.0.1#6002");
+    s.shutdown();
+    let rec = rt.take_recorder();
+    assert!(log_has(
+        &rec,
+        "Dead Node:127.0.0.1:6001 reported by 127.0.0.1:6000: removed"
+    ));
+}
+
+#[test]
+fn a_seed_logs_bad_frames_closes_after_three_and_keeps_serving() {
+    let rt = runtime();
+    let s = seed(&rt, SeedConfig::default());
+    let mut bad = Client::to(s.addr());
+    let mut long = vec![b'x'; 70_000];
+    long.push(b'\n');
+    bad.send(&long);
+    bad.send(b"\xff\xfe register\n");
+    bad.send(b"hello there\n");
+    assert!(
+        bad.closed_by_node(),
+        "three bad frames close the connection"
+    );
+    let mut good = Client::to(s.addr());
+    good.send(b"register:127.0.0.1:6000\n");
+    assert_eq!(good.line(), "registered successfully");
+    s.shutdown();
+    let rec = rt.take_recorder();
+    assert_eq!(rec.malformed, 3);
+    assert!(
+        log_has(&rec, "frame of 70000 bytes is over the 65536-byte limit"),
+        "{:#?}",
+        rec.log
+    );
+    assert!(log_has(&rec, "frame is not UTF-8"));
+    assert!(log_has(
+        &rec,
+        "unknown message kind in \"hello there\"; connection closed"
+    ));
+}
+
+#[test]
+fn a_line_that_never_ends_is_closed_at_the_handshake_deadline() {
+    let rt = runtime();
+    let cfg = SeedConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..SeedConfig::default()
+    };
+    let s = seed(&rt, cfg);
+    let mut silent = Client::to(s.addr());
+    silent.send(b"register:127.0.0.1:60"); // no newline, ever
+    let mut good = Client::to(s.addr());
+    good.send(b"register:127.0.0.1:6000\n");
+    assert_eq!(good.line(), "registered successfully");
+    assert!(silent.closed_by_node(), "the silent connection is closed");
+    // The registered one is not: it said something valid.
+    good.send(b"peer list\n");
+    assert_eq!(good.line(), "peer list:127.0.0.1#6000");
+    s.shutdown();
+    let rec = rt.take_recorder();
+    assert!(log_has(&rec, "nothing valid before the handshake deadline"));
+}
+
+#[test]
+fn connections_past_the_cap_are_refused_with_a_reason() {
+    let rt = runtime();
+    let cfg = SeedConfig {
+        connections_max: 2,
+        ..SeedConfig::default()
+    };
+    let s = seed(&rt, cfg);
+    let mut one = Client::to(s.addr());
+    one.send(b"register:127.0.0.1:6000\n");
+    assert_eq!(one.line(), "registered successfully");
+    let mut two = Client::to(s.addr());
+    two.send(b"register:127.0.0.1:6001\n");
+    assert_eq!(two.line(), "registered successfully");
+    let mut three = Client::to(s.addr());
+    assert_eq!(three.line(), "Connection refused:busy");
+    assert!(three.closed_by_node());
+    one.send(b"peer list\n");
+    assert_eq!(one.line(), "peer list:127.0.0.1#6000:127.0.0.1#6001");
+    s.shutdown();
+    assert!(log_has(
+        &rt.take_recorder(),
+        "2 connections open, the limit"
+    ));
+}
+
+#[test]
+fn a_peer_answers_hello_liveness_and_gossip_and_refuses_itself_and_garbage() {
+    let rt = runtime();
+    let s = seed(&rt, SeedConfig::default());
+    let cfg = PeerConfig {
+        gossip_count: 0,
+        handshake_timeout: Duration::from_millis(300),
+        ..PeerConfig::default()
+    };
+    let p = rt
+        .spawn_peer(Listen::loopback(0), vec![s.addr()], cfg, peer_rng(1, 0))
+        .expect("listen");
+    let me = p.addr();
+    let registered = rt.wait_until(SETTLE_TIMEOUT, |rec| {
+        rec.peers
+            .get(&me)
+            .is_some_and(|st| !st.registered_with.is_empty())
+    });
+    assert!(registered);
+
+    let mut n = Client::to(me);
+    n.send(b"Connection with Peer:127.0.0.1:7777\n");
+    assert_eq!(n.line(), format!("Connection with Peer:{me}"));
+    n.send(b"Liveness Request:1732406400.25:127.0.0.1:7777\n");
+    assert_eq!(
+        n.line(),
+        format!("Liveness Reply:1732406400.25:127.0.0.1:7777:{me}")
+    );
+    n.send(b"gmessage:1732406400.5:127.0.0.1:7777:hello peer\n");
+
+    let mut selfie = Client::to(me);
+    selfie.send(format!("Connection with Peer:{me}\n").as_bytes());
+    assert_eq!(selfie.line(), "Connection refused:self");
+    assert!(selfie.closed_by_node());
+
+    let mut garbage = Client::to(me);
+    garbage.send(b"\xc3\x28\nnonsense\n");
+    garbage.send(&[b'y'; 80_000]);
+    garbage.send(b"\n");
+    assert!(garbage.closed_by_node());
+
+    let mut silent = Client::to(me);
+    silent.send(b"Connection with Peer:127.0.0.1:77");
+    assert!(silent.closed_by_node(), "no hello before the deadline");
+
+    // Still serving the neighbour.
+    n.send(b"Liveness Request:1732406401.25:127.0.0.1:7777\n");
+    assert_eq!(
+        n.line(),
+        format!("Liveness Reply:1732406401.25:127.0.0.1:7777:{me}")
+    );
+    p.shutdown();
+    s.shutdown();
+    let rec = rt.take_recorder();
+    assert!(log_has(
+        &rec,
+        "Received gossip 1732406400.5:127.0.0.1:7777:hello peer from 127.0.0.1:7777"
+    ));
+    assert!(log_has(&rec, "Refused connection from"));
+    assert_eq!(rec.malformed, 3, "{:#?}", rec.log);
+    assert!(log_has(&rec, "nothing valid before the handshake deadline"));
+}
