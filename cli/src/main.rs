@@ -76,7 +76,8 @@ struct RealArgs {
 
 #[derive(Args)]
 struct SeedArgs {
-    /// Port to listen on at 127.0.0.1; asked for on a terminal when missing.
+    /// Port to listen on at 127.0.0.1 (0: one the OS chooses); asked for on a terminal when
+    /// missing.
     #[arg(long, conflicts_with = "listen")]
     port: Option<u16>,
     /// IP:PORT to listen on (and to be known by).
@@ -97,7 +98,8 @@ struct SeedsArgs {
 
 #[derive(Args)]
 struct PeerArgs {
-    /// Port to listen on at 127.0.0.1; asked for on a terminal when missing.
+    /// Port to listen on at 127.0.0.1 (0: one the OS chooses); asked for on a terminal when
+    /// missing.
     #[arg(long, conflicts_with = "listen")]
     port: Option<u16>,
     /// IP:PORT to listen on (and to be known by).
@@ -117,7 +119,7 @@ struct SwarmArgs {
     /// Number of peers.
     #[arg(long, default_value_t = 40)]
     peers: usize,
-    /// Peer i listens on BASE_PORT + i.
+    /// Peer i listens on BASE_PORT + i (0: every peer on a port the OS chooses).
     #[arg(long, default_value_t = 5000)]
     base_port: u16,
     /// IP the peers listen on and are known by.

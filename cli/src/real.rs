@@ -88,9 +88,7 @@ fn listen_of(port: Option<u16>, listen: Option<&str>) -> Result<Listen, String> 
         None if std::io::stdin().is_terminal() => prompt_port()?,
         None => return Err("give --port N (or --listen IP:PORT)".into()),
     };
-    if port == 0 {
-        return Err("--port must be from 1 to 65535".into());
-    }
+    // Port 0: one the OS chooses, printed at start (what tests use).
     Ok(Listen::loopback(port))
 }
 
@@ -137,7 +135,15 @@ fn header(what: &str, opts: &AppOptions) {
 
 fn summary(s: &RunSummary) {
     println!("summary:");
-    print_outcome(&s.outcome);
+    if s.seeds.is_empty() {
+        print_outcome(&s.outcome);
+    }
+    for (seed, registered, removed) in &s.seeds {
+        row(
+            &format!("seed {seed}"),
+            format!("{registered} peers registered, {removed} removed as dead"),
+        );
+    }
     let cpu = s.cpu_s.map_or("unknown".into(), |c| format!("{c:.2} s"));
     row(
         "time",
@@ -223,15 +229,20 @@ pub fn swarm(a: &SwarmArgs) -> Result<(), String> {
         return Err("--peers must be at least 1".into());
     }
     let last = usize::from(a.base_port) + a.peers - 1;
-    if a.base_port == 0 || last > usize::from(u16::MAX) {
+    if a.base_port != 0 && last > usize::from(u16::MAX) {
         return Err(format!(
             "ports {}..{last} do not fit: lower --base-port or --peers",
             a.base_port
         ));
     }
+    // Base port 0: every peer on a port the OS chooses.
+    let port = |i: usize| match a.base_port {
+        0 => 0,
+        b => b + i as u16, // fits: checked above
+    };
     let listens: Vec<Listen> = (0..a.peers)
         .map(|i| Listen {
-            bind: SocketAddrV4::new(a.ip, a.base_port + i as u16),
+            bind: SocketAddrV4::new(a.ip, port(i)),
             advertise: None,
         })
         .collect();

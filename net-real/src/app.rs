@@ -64,6 +64,8 @@ pub struct RunSummary {
     pub digests: u64,
     /// The run folder.
     pub out: PathBuf,
+    /// Per seed of this process: peers it registered, and dead peers it removed.
+    pub seeds: Vec<(NodeAddr, usize, usize)>,
 }
 
 /// The seeds at `listens`, until stopped.
@@ -218,7 +220,21 @@ fn finish(
     });
     write_folder(&opts.out, &rec, extra)
         .map_err(|e| format!("cannot write {}: {e}", opts.out.display()))?;
+    let seeds = rec
+        .seeds
+        .keys()
+        .map(|s| {
+            let registered = rec.registrations.get(s).map_or(0, |r| r.len());
+            let removed = rec
+                .removals
+                .values()
+                .filter(|by| by.iter().any(|(seed, _)| seed == s))
+                .count();
+            (*s, registered, removed)
+        })
+        .collect();
     Ok(RunSummary {
+        seeds,
         outcome: rec.outcome(),
         wall_s,
         cpu_s,

@@ -449,4 +449,92 @@ mod tests {
                 .any(|o| matches!(o, Output::Close { conn: ConnId(1) }))
         );
     }
+
+    fn closes(outs: &[Output]) -> Vec<ConnId> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Output::Close { conn } => Some(*conn),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_connection_silent_past_the_deadline_is_closed_and_a_talking_one_is_not() {
+        let mut s = seed(SeedConfig {
+            handshake_timeout: Duration::from_secs(1),
+            ..SeedConfig::default()
+        });
+        let remote = a("127.0.0.1:40000");
+        for conn in [ConnId(1), ConnId(2)] {
+            let outbound = false;
+            s.handle(
+                Time::ZERO,
+                Input::Connected {
+                    conn,
+                    remote,
+                    outbound,
+                },
+            );
+        }
+        let armed = drain(&mut s);
+        assert!(armed.iter().any(|o| matches!(
+            o,
+            Output::SetTimer {
+                at: Time(1_000_000),
+                timer: TimerId::Handshake
+            }
+        )));
+        let msg = Message::PeerListRequest;
+        s.handle(
+            Time(500_000),
+            Input::Received {
+                conn: ConnId(2),
+                msg,
+            },
+        );
+        drain(&mut s);
+        // Early and duplicate timers change nothing.
+        s.handle(Time(900_000), Input::Timer(TimerId::Handshake));
+        assert!(closes(&drain(&mut s)).is_empty());
+        s.handle(Time(1_000_000), Input::Timer(TimerId::Handshake));
+        let outs = drain(&mut s);
+        assert_eq!(closes(&outs), [ConnId(1)]);
+        assert!(outs.iter().any(|o| matches!(
+            o,
+            Output::Event(Event::HandshakeTimedOut { from }) if *from == remote
+        )));
+        s.handle(Time(5_000_000), Input::Timer(TimerId::Handshake));
+        assert!(
+            closes(&drain(&mut s)).is_empty(),
+            "the talking connection stays"
+        );
+    }
+
+    #[test]
+    fn past_connections_max_a_seed_refuses_with_busy() {
+        let mut s = seed(SeedConfig {
+            connections_max: 1,
+            ..SeedConfig::default()
+        });
+        connect_and_register(&mut s, 1, 6000);
+        drain(&mut s);
+        let remote = a("127.0.0.1:40001");
+        let outbound = false;
+        s.handle(
+            Time::ZERO,
+            Input::Connected {
+                conn: ConnId(2),
+                remote,
+                outbound,
+            },
+        );
+        let outs = drain(&mut s);
+        assert_eq!(
+            sends(&outs),
+            [(ConnId(2), "Connection refused:busy".to_owned())]
+        );
+        assert_eq!(closes(&outs), [ConnId(2)]);
+        assert_eq!(s.registered().len(), 1);
+    }
 }

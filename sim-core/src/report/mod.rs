@@ -107,6 +107,8 @@ pub struct Recorder {
     pub deliveries: Vec<Delivery>,
     /// Dead declarations, in time order.
     pub detections: Vec<Detection>,
+    /// Peers each seed registered (seed -> peers), for seed processes' summaries.
+    pub registrations: BTreeMap<NodeAddr, BTreeSet<NodeAddr>>,
     /// Seed removals: dead peer -> (seed, time).
     pub removals: BTreeMap<NodeAddr, Vec<(NodeAddr, Time)>>,
     /// Dead reports sent to seeds.
@@ -287,6 +289,9 @@ impl Observer for Recorder {
                 self.removals.entry(*dead).or_default().push((node, at));
             }
             Event::MalformedFrame { .. } => self.malformed += 1,
+            Event::PeerRegistered { peer, .. } => {
+                self.registrations.entry(node).or_default().insert(*peer);
+            }
             Event::SeedsChosen { .. }
             | Event::SeedUnreachable { .. }
             | Event::PeerListReceived { .. }
@@ -294,7 +299,6 @@ impl Observer for Recorder {
             | Event::RefusedHello { .. }
             | Event::LivenessMissed { .. }
             | Event::DeadNodeNotice { .. }
-            | Event::PeerRegistered { .. }
             | Event::PeerListServed { .. }
             | Event::DeadNodeAlreadyRemoved { .. }
             | Event::UnexpectedMessage { .. }

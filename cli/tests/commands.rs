@@ -1,0 +1,198 @@
+//! The real-network commands as a person runs them: separate processes on loopback ports the
+//! OS chooses. Every child is killed when its guard drops, also when a test fails.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gossipnet");
+/// Bound on any one process's run.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A child process that is killed when dropped.
+struct Guard {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Guard {
+    fn start(args: &[&str], dir: &Path) -> Guard {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gossipnet starts");
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    return;
+                }
+            }
+        });
+        Guard { child, lines }
+    }
+
+    /// The first stdout line containing `text`, within the timeout.
+    fn line_with(&self, text: &str) -> String {
+        let deadline = Instant::now() + PROCESS_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(text) => return l,
+                Ok(_) => {}
+                Err(e) => panic!("no line with {text:?}: {e}"),
+            }
+        }
+    }
+
+    /// Waits for the exit, within the timeout.
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PROCESS_TIMEOUT;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process still running after {PROCESS_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGINT, as Ctrl-C does.
+    fn interrupt(&self) {
+        let ok = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(args: &[&str], dir: &Path) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("gossipnet runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn summary(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json written");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+#[test]
+fn config_problems_are_reported_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ok, err) = run(
+        &["peer", "--port", "0", "--config", "missing.txt"],
+        dir.path(),
+    );
+    assert!(!ok);
+    assert!(err.contains("cannot read missing.txt"), "{err}");
+    std::fs::write(
+        dir.path().join("config.txt"),
+        "127.0.0.1:8080\n127.0.0.1:99999\n",
+    )
+    .expect("write");
+    let (ok, err) = run(&["swarm", "--base-port", "0", "--peers", "2"], dir.path());
+    assert!(!ok);
+    assert!(
+        err.contains("config.txt:2: ") && err.contains("bad port \"99999\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_seed_process_and_a_swarm_process_gossip_and_write_their_folders() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let seed_out = dir.path().join("seed-run");
+    let swarm_out = dir.path().join("swarm-run");
+    let mut seed = Guard::start(
+        &[
+            "seed",
+            "--port",
+            "0",
+            "--out",
+            seed_out.to_str().expect("utf-8 path"),
+        ],
+        dir.path(),
+    );
+    let line = seed.line_with("seed listening on ");
+    let addr = line.rsplit(' ').next().expect("an address").to_owned();
+    std::fs::write(
+        dir.path().join("config.txt"),
+        format!("# the test's seed\n{addr}\n"),
+    )
+    .expect("write");
+    let mut swarm = Guard::start(
+        &[
+            "swarm",
+            "--peers",
+            "4",
+            "--base-port",
+            "0",
+            "--duration",
+            "4s",
+            "--seed",
+            "3",
+            "--gossip-interval",
+            "500ms",
+            "--gossip-count",
+            "2",
+            "--liveness-interval",
+            "1s",
+            "--hash-iterations",
+            "100",
+            "--topology",
+            "capacity:8,1,10",
+            "--out",
+            swarm_out.to_str().expect("utf-8 path"),
+        ],
+        dir.path(),
+    );
+    swarm.line_with("summary:");
+    assert!(swarm.wait().success());
+    seed.interrupt();
+    assert!(seed.wait().success(), "the seed exits cleanly on Ctrl-C");
+
+    let s = summary(&swarm_out);
+    assert_eq!(s["driver"], "real");
+    assert_eq!(s["outcome"]["peers"], 4);
+    assert_eq!(s["outcome"]["messages"], 8);
+    assert_eq!(s["outcome"]["coverage"], 1.0, "{s:#}");
+    assert_eq!(s["outcome"]["double_deliveries"], 0);
+    for f in [
+        "outputfile.log",
+        "freqtrack.log",
+        "degrees.csv",
+        "edges.csv",
+        "deliveries.csv",
+        "detections.csv",
+    ] {
+        assert!(swarm_out.join(f).is_file(), "{f} missing");
+    }
+    let seed_log = std::fs::read_to_string(seed_out.join("outputfile.log")).expect("seed log");
+    assert_eq!(seed_log.matches("Registered peer").count(), 4, "{seed_log}");
+}
