@@ -252,3 +252,37 @@ fn a_peer_answers_hello_liveness_and_gossip_and_refuses_itself_and_garbage() {
     assert_eq!(rec.malformed, 3, "{:#?}", rec.log);
     assert!(log_has(&rec, "nothing valid before the handshake deadline"));
 }
+
+#[test]
+fn a_reader_that_never_reads_has_its_connection_closed_when_the_write_queue_fills() {
+    let rt = Runtime::new(RuntimeOptions {
+        hash_iterations: 1000,
+        io: net_real::IoLimits {
+            write_queue_frames_max: 8,
+            ..net_real::IoLimits::default()
+        },
+        ..RuntimeOptions::default()
+    });
+    let s = seed(&rt, SeedConfig::default());
+    let mut slow = Client::to(s.addr());
+    // 3 000 registrations make each peer list about 48 KB; 1 000 requests for it are far more
+    // than the socket buffers and the queue hold, and this client never reads.
+    let mut burst: Vec<u8> = (10_000..13_000)
+        .flat_map(|p| format!("register:127.0.0.1:{p}\n").into_bytes())
+        .collect();
+    burst.extend(b"peer list\n".repeat(1000));
+    // The seed may close the connection before it has read all of it.
+    let _ = slow.stream.write_all(&burst);
+    let closed = rt.wait_until(SETTLE_TIMEOUT, |rec| {
+        log_has(rec, "too slow, connection closed")
+    });
+    assert!(
+        closed,
+        "the connection of a reader that never reads is closed"
+    );
+    // The seed still serves others.
+    let mut good = Client::to(s.addr());
+    good.send(b"register:127.0.0.1:6001\n");
+    assert_eq!(good.line(), "registered successfully");
+    s.shutdown();
+}
