@@ -519,6 +519,13 @@ impl Outbox {
     pub fn event(&mut self, e: Event) {
         self.push(Output::Event(e));
     }
+    /// Refuse a new inbound connection because `limit` are open: say `busy`, close, log.
+    pub fn refuse_busy(&mut self, conn: ConnId, from: NodeAddr, limit: usize) {
+        let reason = RefuseReason::Busy;
+        self.send(conn, Message::Refuse { reason });
+        self.push(Output::Close { conn });
+        self.event(Event::TooManyConnections { from, limit });
+    }
     /// Arm `timer` for `at`, replacing its earlier deadline.
     pub fn arm(&mut self, timer: TimerId, at: Time) {
         self.deadlines[timer.index()] = Some(at);

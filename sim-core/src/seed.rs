@@ -10,7 +10,7 @@ use crate::addr::NodeAddr;
 use crate::limits::{CONNECTIONS_MAX, PEER_LIST_ENTRIES_MAX};
 use crate::node::{ConnId, Event, Input, Node, Outbox, Output, TimerId};
 use crate::time::{Duration, Time};
-use crate::wire::{DeadNode, Message, RefuseReason, WireError};
+use crate::wire::{DeadNode, Message, WireError};
 
 /// A seed's settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,18 +90,7 @@ impl SeedNode {
 
     fn connected(&mut self, conn: ConnId, remote: NodeAddr) {
         if self.conns.len() >= self.cfg.connections_max {
-            self.out.send(
-                conn,
-                Message::Refuse {
-                    reason: RefuseReason::Busy,
-                },
-            );
-            self.out.push(Output::Close { conn });
-            let limit = self.cfg.connections_max;
-            self.out.event(Event::TooManyConnections {
-                from: remote,
-                limit,
-            });
+            self.out.refuse_busy(conn, remote, self.cfg.connections_max);
             return;
         }
         let deadline = self.now + self.cfg.handshake_timeout;

@@ -20,7 +20,7 @@ use crate::limits::CONNECTIONS_MAX;
 use crate::node::{ConnId, Event, Input, Node, Outbox, Output, TimerId};
 use crate::time::{Duration, Time};
 use crate::topology::Topology;
-use crate::wire::{Message, RefuseReason, WireError};
+use crate::wire::{Message, WireError};
 
 use bootstrap::SeedLink;
 use gossip::SeenSet;
@@ -220,14 +220,7 @@ impl PeerNode {
                 self.out.push(Output::Close { conn });
                 self.dial_ended(remote);
             } else {
-                let reason = RefuseReason::Busy;
-                self.out.send(conn, Message::Refuse { reason });
-                self.out.push(Output::Close { conn });
-                let limit = self.cfg.connections_max;
-                self.out.event(Event::TooManyConnections {
-                    from: remote,
-                    limit,
-                });
+                self.out.refuse_busy(conn, remote, self.cfg.connections_max);
             }
             return;
         }
