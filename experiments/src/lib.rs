@@ -4,4 +4,5 @@
 //! report how long things took.
 
 pub mod bench;
+pub mod fit;
 pub mod run;
