@@ -122,6 +122,8 @@ impl Shared {
         if let Some(c) = console.as_mut() {
             c(at, node, &Happening::Note(text));
         }
+        drop(sink);
+        self.changed.notify_all();
     }
 }
 
@@ -212,8 +214,7 @@ impl Runtime {
     /// A runtime whose clock starts now.
     pub fn new(opts: RuntimeOptions) -> Self {
         let clock = Clock::start();
-        let mut rec = Recorder::new(clock.wall_offset_micros());
-        rec.keep_log = true;
+        let rec = Recorder::new(clock.wall_offset_micros());
         Runtime {
             shared: Arc::new(Shared {
                 sink: Mutex::new(Sink {

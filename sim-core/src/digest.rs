@@ -69,8 +69,8 @@ pub struct DigestMemo {
 
 #[derive(Default)]
 struct MemoInner {
-    // Look-ups only; never iterated, so its order cannot reach any output.
-    // `None` while a thread is computing it.
+    // Look-ups, and a `retain` that only drops entries when full: its order never reaches
+    // any output. `None` while a thread is computing that digest.
     keys: HashMap<Arc<Gossip>, Option<DigestKey>>,
     stats: MemoStats,
 }
