@@ -205,7 +205,9 @@ struct ProtocolArgs {
     /// Consecutive missed liveness replies after which a neighbour is dead.
     #[arg(long, default_value_t = 3)]
     misses: u32,
-    /// Neighbour rule: `capacity` (40 x 1.5^(-node_id/10)) or `capacity:BASE,RATIO,STEP`.
+    /// Neighbour rule: `capacity` (40 x 1.5^(-node_id/10)), `capacity:BASE,RATIO,STEP`,
+    /// `uniform:K` (open K links to peers picked uniformly, accept all) or `preferential:M`
+    /// (open M links to peers picked in proportion to their degree, accept all).
     #[arg(long, default_value = "capacity")]
     topology: Topology,
 }

@@ -292,7 +292,12 @@ pub fn console(verbosity: Verbosity, show_node: bool) -> Console {
 fn shown(v: Verbosity, e: &Event) -> bool {
     match v {
         Verbosity::Quiet => false,
-        Verbosity::Events => !matches!(e, Event::DuplicateDropped { .. }),
+        Verbosity::Events => !matches!(
+            e,
+            Event::DuplicateDropped { .. }
+                | Event::DegreeRecorded { .. }
+                | Event::DegreeAdvertised { .. }
+        ),
         Verbosity::Overview => match e {
             Event::SeedStarted
             | Event::SeedUnreachable { .. }
@@ -319,6 +324,8 @@ fn shown(v: Verbosity, e: &Event) -> bool {
             | Event::PeerRegistered { .. }
             | Event::PeerListServed { .. }
             | Event::DeadNodeAlreadyRemoved { .. }
+            | Event::DegreeRecorded { .. }
+            | Event::DegreeAdvertised { .. }
             | Event::UnexpectedMessage { .. } => false,
         },
     }

@@ -6,9 +6,9 @@
 /// Longest frame, in bytes, before the terminating newline (DESIGN.md: 64 KiB).
 pub const FRAME_BYTES_MAX: usize = 64 * 1024;
 
-/// Longest textual `IP#PORT` entry of a peer list, plus its `:` separator
-/// (`255.255.255.255#65535:`).
-pub const PEER_LIST_ENTRY_BYTES_MAX: usize = 22;
+/// Longest textual `IP#PORT#DEGREE` entry of a peer list, plus its `:` separator
+/// (`255.255.255.255#65535#1024:`).
+pub const PEER_LIST_ENTRY_BYTES_MAX: usize = 27;
 
 /// Most entries a seed puts in one `peer list` reply: whatever fits in a frame.
 /// A seed that knows more peers answers with a random sample of this size.
@@ -58,3 +58,7 @@ const _: () = assert!(
     "a gossip frame must fit"
 );
 const _: () = assert!(HANDSHAKES_MAX <= NEIGHBOURS_MAX);
+const _: () = assert!(
+    NEIGHBOURS_MAX < 10_000,
+    "a degree fits the 4 digits of a list entry"
+);

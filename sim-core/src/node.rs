@@ -292,6 +292,20 @@ pub enum Event {
         /// Whether it was registered already.
         refreshed: bool,
     },
+    /// A seed stored a registered peer's degree report.
+    DegreeRecorded {
+        /// The peer.
+        peer: NodeAddr,
+        /// Its reported neighbour count.
+        degree: u32,
+    },
+    /// A peer told its seeds its new degree (preferential attachment).
+    DegreeAdvertised {
+        /// Its neighbour count.
+        degree: usize,
+        /// Seeds told.
+        seeds: usize,
+    },
     /// A seed sent its peer list.
     PeerListServed {
         /// Entries sent.
@@ -451,6 +465,12 @@ impl fmt::Display for Event {
                 peer,
                 refreshed: true,
             } => write!(f, "Refreshed peer {peer}"),
+            Event::DegreeRecorded { peer, degree } => {
+                write!(f, "Peer {peer} reported degree {degree}")
+            }
+            Event::DegreeAdvertised { degree, seeds } => {
+                write!(f, "Told {seeds} seeds our degree {degree}")
+            }
             Event::PeerListServed {
                 entries,
                 registered,

@@ -10,7 +10,7 @@ use crate::addr::NodeAddr;
 use crate::limits::{CONNECTIONS_MAX, PEER_LIST_ENTRIES_MAX};
 use crate::node::{ConnId, Event, Input, Node, Outbox, Output, TimerId};
 use crate::time::{Duration, Time};
-use crate::wire::{DeadNode, Message, WireError};
+use crate::wire::{DeadNode, ListedPeer, Message, WireError};
 
 /// A seed's settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,8 +53,9 @@ pub struct SeedNode {
     rng: ChaCha8Rng,
     out: Outbox,
     now: Time,
-    /// Registered peers in registration order, for O(k) random samples.
-    peers: Vec<NodeAddr>,
+    /// Registered peers in registration order, for O(k) random samples, with the degree
+    /// each last reported.
+    peers: Vec<ListedPeer>,
     /// Position of each registered peer in `peers`.
     index: BTreeMap<NodeAddr, usize>,
     conns: BTreeMap<ConnId, SeedConn>,
@@ -83,8 +84,8 @@ impl SeedNode {
         self.addr
     }
 
-    /// The registered peers, in registration order.
-    pub fn registered(&self) -> &[NodeAddr] {
+    /// The registered peers, in registration order, with their reported degrees.
+    pub fn registered(&self) -> &[ListedPeer] {
         &self.peers
     }
 
@@ -136,6 +137,7 @@ impl SeedNode {
             Message::Register { addr } => self.register(conn, addr),
             Message::PeerListRequest => self.serve_list(conn),
             Message::DeadNode(notice) => self.dead_node(conn, notice),
+            Message::Degree { addr, degree } => self.degree(conn, from, addr, degree),
             other @ (Message::Registered
             | Message::PeerList { .. }
             | Message::Hello { .. }
@@ -155,7 +157,7 @@ impl SeedNode {
         let refreshed = self.index.contains_key(&addr);
         if !refreshed {
             self.index.insert(addr, self.peers.len());
-            self.peers.push(addr);
+            self.peers.push(ListedPeer::plain(addr));
         }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.peer = Some(addr);
@@ -191,8 +193,8 @@ impl SeedNode {
             return;
         };
         self.peers.swap_remove(pos);
-        if let Some(&moved) = self.peers.get(pos) {
-            self.index.insert(moved, pos);
+        if let Some(moved) = self.peers.get(pos) {
+            self.index.insert(moved.addr, pos);
         }
         let targets: Vec<ConnId> = self
             .conns
@@ -209,6 +211,23 @@ impl SeedNode {
             reporter,
             forwarded_to,
         });
+    }
+
+    /// A registered peer's degree report: kept for the peer lists. Only the connection a peer
+    /// registered over may report its degree; a report about another peer, or about a peer
+    /// no longer registered (removed as dead meanwhile), is ignored.
+    fn degree(&mut self, conn: ConnId, from: NodeAddr, peer: NodeAddr, degree: u32) {
+        let own = self.conns.get(&conn).and_then(|c| c.peer) == Some(peer);
+        match self.index.get(&peer) {
+            Some(&i) if own => {
+                self.peers[i].degree = Some(degree);
+                self.out.event(Event::DegreeRecorded { peer, degree });
+            }
+            _ => self.out.event(Event::UnexpectedMessage {
+                from,
+                kind: "degree (not of the peer registered on this connection)",
+            }),
+        }
     }
 
     fn malformed(&mut self, conn: ConnId, error: WireError) {
@@ -361,7 +380,13 @@ mod tests {
         assert_eq!(sends(&outs), vec![(ConnId(2), report.to_string())]);
         assert!(outs.iter().any(|o| matches!(o, Output::Event(Event::PeerRemovedBySeed {
             dead, reporter, forwarded_to: 1 }) if *dead == notice.dead && *reporter == notice.reporter)));
-        assert_eq!(s.registered(), &[a("127.0.0.1:5000"), a("127.0.0.1:5001")]);
+        assert_eq!(
+            s.registered(),
+            &[
+                ListedPeer::plain(a("127.0.0.1:5000")),
+                ListedPeer::plain(a("127.0.0.1:5001"))
+            ]
+        );
 
         s.handle(
             Time::ZERO,
@@ -375,6 +400,58 @@ mod tests {
         assert!(
             outs.iter()
                 .any(|o| matches!(o, Output::Event(Event::DeadNodeAlreadyRemoved { .. })))
+        );
+    }
+
+    fn list_of(outs: &[Output]) -> Vec<String> {
+        outs.iter()
+            .find_map(|o| match o {
+                Output::Send {
+                    msg: m @ Message::PeerList { .. },
+                    ..
+                } => Some(m.to_string()),
+                _ => None,
+            })
+            .into_iter()
+            .collect()
+    }
+
+    #[test]
+    fn reported_degrees_are_listed_and_only_a_peer_reports_its_own() {
+        let mut s = seed(SeedConfig::default());
+        connect_and_register(&mut s, 1, 5000);
+        connect_and_register(&mut s, 2, 5001);
+        let report = |s: &mut SeedNode, conn: u64, port: u16, degree: u32| {
+            let addr = NodeAddr::new([127, 0, 0, 1].into(), port);
+            s.handle(
+                Time::ZERO,
+                Input::Received {
+                    conn: ConnId(conn),
+                    msg: Message::Degree { addr, degree },
+                },
+            );
+        };
+        report(&mut s, 1, 5000, 7);
+        report(&mut s, 1, 5001, 30); // peer 5000 lying about 5001: ignored
+        let outs = drain(&mut s);
+        assert!(outs.iter().any(|o| matches!(
+            o,
+            Output::Event(Event::UnexpectedMessage { kind, .. }) if kind.starts_with("degree")
+        )));
+        let ask = Input::Received {
+            conn: ConnId(2),
+            msg: Message::PeerListRequest,
+        };
+        s.handle(Time::ZERO, ask.clone());
+        assert_eq!(
+            list_of(&drain(&mut s)),
+            ["peer list:127.0.0.1#5000#7:127.0.0.1#5001"]
+        );
+        report(&mut s, 2, 5001, 3);
+        s.handle(Time::ZERO, ask);
+        assert_eq!(
+            list_of(&drain(&mut s)),
+            ["peer list:127.0.0.1#5000#7:127.0.0.1#5001#3"]
         );
     }
 

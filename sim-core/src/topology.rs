@@ -1,12 +1,21 @@
-//! Neighbour-selection policies: how many neighbours a peer keeps, and so the shape of the
-//! overlay. The seed's rule gives each peer a capacity that falls geometrically with its node
-//! id, so that degrees follow a power law.
+//! Neighbour-selection policies: how many neighbours a peer keeps and which peers it dials,
+//! and so the shape of the overlay.
+//!
+//! - `capacity`: the seed's rule. Each peer has a capacity that falls geometrically with its
+//!   node id, dials known peers in random order until full, and refuses hellos when full.
+//! - `uniform:K`: each peer dials `K` known peers chosen uniformly at random and accepts every
+//!   hello (up to [`NEIGHBOURS_MAX`]). With peers joining one after another this is uniform
+//!   attachment: degrees have an exponential tail, the baseline a power law is told from.
+//! - `preferential:M`: the same, but the `M` peers are drawn with probability proportional to
+//!   their degree (Barabási–Albert). Degrees are learned on the wire: a peer under this policy
+//!   tells its seeds its degree whenever it changes (`degree:IP:PORT:D`), and seeds list
+//!   `IP#PORT#D`. Growth with linear preferential attachment gives P(k) ~ k^-3.
 
 use core::fmt;
 use core::str::FromStr;
 
 use crate::addr::NodeAddr;
-use crate::limits::NEIGHBOURS_MAX;
+use crate::limits::{HANDSHAKES_MAX, NEIGHBOURS_MAX};
 
 /// A neighbour-selection policy. Every policy is local: a peer decides from its own address,
 /// configuration and what it learns on the wire, never from a global view.
@@ -22,6 +31,18 @@ pub enum Topology {
         ratio: f64,
         /// Node ids per factor of `ratio` (10).
         step: f64,
+    },
+    /// Dial `k` peers chosen uniformly from those known; accept every hello.
+    Uniform {
+        /// Links each peer opens itself.
+        k: usize,
+    },
+    /// Dial `m` peers chosen with probability proportional to their degree (as the seeds'
+    /// lists report it; a peer with no reported degree or degree 0 weighs as degree 1);
+    /// accept every hello.
+    Preferential {
+        /// Links each peer opens itself.
+        m: usize,
     },
 }
 
@@ -49,7 +70,24 @@ impl Topology {
                 // `as` saturates for floats; the clamp makes the bound explicit.
                 (cap.max(1.0) as usize).min(NEIGHBOURS_MAX)
             }
+            Topology::Uniform { .. } | Topology::Preferential { .. } => NEIGHBOURS_MAX,
         }
+    }
+
+    /// How many links the peer opens itself, if the policy counts them apart from accepted
+    /// ones. `None` for the capacity rule, which dials until all its slots are taken,
+    /// whoever opened them.
+    pub fn dials(&self) -> Option<usize> {
+        match *self {
+            Topology::Capacity { .. } => None,
+            Topology::Uniform { k } => Some(k),
+            Topology::Preferential { m } => Some(m),
+        }
+    }
+
+    /// Whether peers pick whom to dial by degree, and so tell their seeds their degree.
+    pub fn by_degree(&self) -> bool {
+        matches!(self, Topology::Preferential { .. })
     }
 }
 
@@ -59,23 +97,48 @@ impl fmt::Display for Topology {
             Topology::Capacity { base, ratio, step } => {
                 write!(f, "capacity(base={base},ratio={ratio},step={step})")
             }
+            Topology::Uniform { k } => write!(f, "uniform(k={k})"),
+            Topology::Preferential { m } => write!(f, "preferential(m={m})"),
         }
     }
 }
 
 impl FromStr for Topology {
     type Err = String;
-    /// `capacity` (the seed's rule with its constants 40, 1.5, 10) or
-    /// `capacity:BASE,RATIO,STEP` (`capacity:8,1,10` gives every peer 8 slots).
+    /// `capacity` (the seed's rule with its constants 40, 1.5, 10),
+    /// `capacity:BASE,RATIO,STEP` (`capacity:8,1,10` gives every peer 8 slots),
+    /// `uniform[:K]` and `preferential[:M]` (both 3 by default).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (name, args) = s.split_once(':').unwrap_or((s, ""));
         match name {
             "capacity" if args.is_empty() => Ok(Topology::default()),
             "capacity" => parse_capacity(args),
+            "uniform" => Ok(Topology::Uniform {
+                k: parse_links("uniform", "K", args)?,
+            }),
+            "preferential" => Ok(Topology::Preferential {
+                m: parse_links("preferential", "M", args)?,
+            }),
             other => Err(format!(
-                "unknown topology {other:?} (known: capacity, capacity:BASE,RATIO,STEP)"
+                "unknown topology {other:?} (known: capacity, capacity:BASE,RATIO,STEP, \
+                 uniform:K, preferential:M)"
             )),
         }
+    }
+}
+
+/// Links a peer opens by itself under `uniform` and `preferential` when none are given.
+pub const LINKS_DEFAULT: usize = 3;
+
+fn parse_links(name: &str, what: &str, args: &str) -> Result<usize, String> {
+    if args.is_empty() {
+        return Ok(LINKS_DEFAULT);
+    }
+    match args.trim().parse::<usize>() {
+        Ok(k) if (1..=HANDSHAKES_MAX).contains(&k) => Ok(k),
+        _ => Err(format!(
+            "{name}:{args}: {what} must be a whole number of links from 1 to {HANDSHAKES_MAX}"
+        )),
     }
 }
 
@@ -126,5 +189,21 @@ mod tests {
         assert!(e.contains("RATIO"), "{e}");
         assert!("capacity:8,1".parse::<Topology>().is_err());
         assert!("ring".parse::<Topology>().unwrap_err().contains("known"));
+        assert_eq!(
+            "uniform:4".parse::<Topology>(),
+            Ok(Topology::Uniform { k: 4 })
+        );
+        assert_eq!(
+            "preferential".parse::<Topology>(),
+            Ok(Topology::Preferential { m: LINKS_DEFAULT })
+        );
+        let e = "preferential:0".parse::<Topology>().unwrap_err();
+        assert!(e.contains("from 1 to 64"), "{e}");
+        assert!("uniform:x".parse::<Topology>().is_err());
+        let t = Topology::Preferential { m: 2 };
+        assert_eq!(t.to_string(), "preferential(m=2)");
+        assert!(t.by_degree() && !Topology::Uniform { k: 2 }.by_degree());
+        assert_eq!(t.dials(), Some(2));
+        assert_eq!(Topology::default().dials(), None);
     }
 }

@@ -8,7 +8,7 @@ use core::fmt;
 use std::sync::Arc;
 
 use crate::addr::{AddrError, NodeAddr};
-use crate::limits::FRAME_BYTES_MAX;
+use crate::limits::{FRAME_BYTES_MAX, NEIGHBOURS_MAX};
 use crate::time::Time;
 
 /// A protocol timestamp: UNIX seconds with an optional fraction (`1732406400.125`), or in the
@@ -112,6 +112,23 @@ pub struct DeadNode {
     pub reporter: NodeAddr,
 }
 
+/// One entry of a peer list: a registered peer and, if it reported one, its degree.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct ListedPeer {
+    /// The peer's listening address.
+    pub addr: NodeAddr,
+    /// Its neighbour count as last reported to the seed (`degree:` messages); `None` for a
+    /// peer that never reported one. Written `IP#PORT#DEGREE`; without it, `IP#PORT`.
+    pub degree: Option<u32>,
+}
+
+impl ListedPeer {
+    /// An entry without a degree, as the reference seeds write them.
+    pub const fn plain(addr: NodeAddr) -> Self {
+        ListedPeer { addr, degree: None }
+    }
+}
+
 /// Every message of the protocol.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Message {
@@ -124,10 +141,18 @@ pub enum Message {
     Registered,
     /// `peer list` (peer -> seed).
     PeerListRequest,
-    /// `peer list:IP#PORT:IP#PORT:...` (seed -> peer).
+    /// `peer list:IP#PORT:IP#PORT#DEGREE:...` (seed -> peer).
     PeerList {
         /// The registered peers (or a random sample of them).
-        peers: Vec<NodeAddr>,
+        peers: Vec<ListedPeer>,
+    },
+    /// `degree:IP:PORT:DEGREE` (peer -> seed): the peer's current neighbour count, sent by
+    /// peers whose topology policy needs degrees (preferential attachment). Not answered.
+    Degree {
+        /// The reporting peer's listening address (as registered).
+        addr: NodeAddr,
+        /// Its neighbour count, at most [`NEIGHBOURS_MAX`].
+        degree: u32,
     },
     /// `Connection with Peer:IP:PORT` (peer <-> peer): asks for, or accepts, a neighbour link.
     Hello {
@@ -170,6 +195,7 @@ impl Message {
             Message::Registered => "registered",
             Message::PeerListRequest => "peer list request",
             Message::PeerList { .. } => "peer list",
+            Message::Degree { .. } => "degree",
             Message::Hello { .. } => "hello",
             Message::Refuse { .. } => "refuse",
             Message::LivenessRequest { .. } => "liveness request",
@@ -196,10 +222,14 @@ impl fmt::Display for Message {
                 f.write_str("peer list:")?;
                 for (i, p) in peers.iter().enumerate() {
                     let sep = if i == 0 { "" } else { ":" };
-                    write!(f, "{sep}{}", p.hash_form())?;
+                    write!(f, "{sep}{}", p.addr.hash_form())?;
+                    if let Some(d) = p.degree {
+                        write!(f, "#{d}")?;
+                    }
                 }
                 Ok(())
             }
+            Message::Degree { addr, degree } => write!(f, "degree:{addr}:{degree}"),
             Message::Hello { addr } => write!(f, "Connection with Peer:{addr}"),
             Message::Refuse { reason } => write!(f, "Connection refused:{}", reason.as_str()),
             Message::LivenessRequest { ts, addr } => write!(f, "Liveness Request:{ts}:{addr}"),
@@ -405,6 +435,13 @@ fn decode_text(text: &str) -> Result<Message, WireError> {
             f.end(Message::Register { addr })
         }
         "peer list" => decode_peer_list(rest),
+        "degree" => {
+            let mut f = Fields::new("degree", rest);
+            let addr = f.addr("ip", "port")?;
+            let d = f.next("degree")?;
+            let degree = parse_degree(d).map_err(|e| f.bad("degree", d, e))?;
+            f.end(Message::Degree { addr, degree })
+        }
         "Connection with Peer" => {
             let mut f = Fields::new("hello", rest);
             let addr = f.addr("ip", "port")?;
@@ -454,21 +491,46 @@ fn decode_text(text: &str) -> Result<Message, WireError> {
     }
 }
 
-/// `IP#PORT` entries separated by `:`; empty entries (a leading or doubled `:`) are skipped,
-/// as the reference seeds write `peer list::IP#PORT`.
+/// `IP#PORT` or `IP#PORT#DEGREE` entries separated by `:`; empty entries (a leading or
+/// doubled `:`) are skipped, as the reference seeds write `peer list::IP#PORT`.
 fn decode_peer_list(rest: &str) -> Result<Message, WireError> {
     let f = Fields::new("peer list", rest);
     let peers = rest
         .split(':')
         .filter(|e| !e.is_empty())
         .map(|e| {
-            NodeAddr::parse_with(e, '#').map_err(|err| match err {
-                AddrError::MissingPort(_) => f.bad("entry", e, "expected IP#PORT"),
+            let (addr, degree) = match e.split('#').count() {
+                3 => {
+                    // Two `#`: the last field is the degree.
+                    let (addr, d) = e.rsplit_once('#').unwrap_or((e, ""));
+                    (
+                        addr,
+                        Some(parse_degree(d).map_err(|p| f.bad("degree", e, p))?),
+                    )
+                }
+                _ => (e, None),
+            };
+            let addr = NodeAddr::parse_with(addr, '#').map_err(|err| match err {
+                AddrError::MissingPort(_) => {
+                    f.bad("entry", e, "expected IP#PORT or IP#PORT#DEGREE")
+                }
                 other => f.bad("entry", e, other),
-            })
+            })?;
+            Ok(ListedPeer { addr, degree })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Message::PeerList { peers })
+}
+
+/// A degree field: decimal, at most [`NEIGHBOURS_MAX`].
+fn parse_degree(s: &str) -> Result<u32, String> {
+    let digits = !s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit());
+    match s.parse::<u32>() {
+        Ok(d) if digits && d as usize <= NEIGHBOURS_MAX => Ok(d),
+        _ => Err(format!(
+            "expected a neighbour count from 0 to {NEIGHBOURS_MAX}"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -494,7 +556,29 @@ mod tests {
             (
                 "peer list::127.0.0.1#5000:127.0.0.1#5001",
                 Message::PeerList {
-                    peers: vec![a("127.0.0.1:5000"), a("127.0.0.1:5001")],
+                    peers: vec![
+                        ListedPeer::plain(a("127.0.0.1:5000")),
+                        ListedPeer::plain(a("127.0.0.1:5001")),
+                    ],
+                },
+            ),
+            (
+                "peer list:127.0.0.1#5000#7:127.0.0.1#5001",
+                Message::PeerList {
+                    peers: vec![
+                        ListedPeer {
+                            addr: a("127.0.0.1:5000"),
+                            degree: Some(7),
+                        },
+                        ListedPeer::plain(a("127.0.0.1:5001")),
+                    ],
+                },
+            ),
+            (
+                "degree:127.0.0.1:5000:12",
+                Message::Degree {
+                    addr: a("127.0.0.1:5000"),
+                    degree: 12,
                 },
             ),
             (
@@ -545,6 +629,12 @@ mod tests {
         assert!(err(b"hello there").contains("unknown message kind"));
         assert!(err(b"Connection refused:tired").contains("bad reason"));
         assert!(err(b"peer list:1.2.3.4").contains("expected IP#PORT"));
+        assert!(err(b"peer list:1.2.3.4#5#x").contains("bad degree"));
+        assert!(err(b"peer list:1.2.3.4#5#1025").contains("0 to 1024"));
+        assert!(err(b"peer list:1.2.3.4#5#6#7").contains("bad entry"));
+        assert!(err(b"degree:1.2.3.4:5").contains("missing field degree"));
+        assert!(err(b"degree:1.2.3.4:5:-1").contains("bad degree"));
+        assert!(err(b"degree:1.2.3.4:5:99999").contains("bad degree"));
         assert!(err(b"").contains("empty"));
         assert!(err(b"a\nb").contains("line break"));
         let long = vec![b'x'; FRAME_BYTES_MAX + 1];

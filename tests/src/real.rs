@@ -39,6 +39,30 @@ impl Cluster {
         seed_cfg: &SeedConfig,
         hash_iterations: u32,
     ) -> Cluster {
+        let settled = |rec: &Recorder, started: &[NodeAddr]| overlay_complete(rec, started);
+        Cluster::grow(
+            run_seed,
+            seeds,
+            peers,
+            cfg,
+            seed_cfg,
+            hash_iterations,
+            settled,
+        )
+    }
+
+    /// Starts `seeds` seeds, then `peers` peers one after the other, each once every peer
+    /// started so far has registered with a majority of seeds and `settled(recorder, started)`
+    /// holds. Node RNGs derive from `run_seed` as in the simulator.
+    pub fn grow(
+        run_seed: u64,
+        seeds: usize,
+        peers: usize,
+        cfg: &PeerConfig,
+        seed_cfg: &SeedConfig,
+        hash_iterations: u32,
+        settled: impl Fn(&Recorder, &[NodeAddr]) -> bool,
+    ) -> Cluster {
         let rt = Runtime::new(RuntimeOptions {
             hash_iterations,
             ..RuntimeOptions::default()
@@ -70,11 +94,11 @@ impl Cluster {
             let started = c.peer_addrs.clone();
             let majority = seed_addrs.len() / 2 + 1;
             let done = c.rt.wait_until(SETTLE_TIMEOUT, |rec| {
-                registered(rec, &started, majority) && overlay_complete(rec, &started)
+                registered(rec, &started, majority) && settled(rec, &started)
             });
             assert!(
                 done,
-                "peer {i} did not link to the {i} peers before it within {SETTLE_TIMEOUT:?}"
+                "the network did not settle after peer {i} joined, within {SETTLE_TIMEOUT:?}"
             );
         }
         c

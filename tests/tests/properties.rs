@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use sim_core::addr::NodeAddr;
 use sim_core::sim::{Fault, Latency, SimConfig};
 use sim_core::time::{Duration, Time};
-use sim_core::wire::{DeadNode, Gossip, Message, RefuseReason, Timestamp, decode};
+use sim_core::wire::{DeadNode, Gossip, ListedPeer, Message, RefuseReason, Timestamp, decode};
 
 fn addr() -> impl Strategy<Value = NodeAddr> {
     (any::<[u8; 4]>(), 1u16..=65535).prop_map(|(ip, port)| NodeAddr::new(ip.into(), port))
@@ -33,7 +33,13 @@ fn message() -> impl Strategy<Value = Message> {
         addr().prop_map(|addr| Message::Register { addr }),
         Just(Message::Registered),
         Just(Message::PeerListRequest),
-        proptest::collection::vec(addr(), 0..50).prop_map(|peers| Message::PeerList { peers }),
+        proptest::collection::vec(
+            (addr(), proptest::option::of(0u32..=1024))
+                .prop_map(|(addr, degree)| ListedPeer { addr, degree }),
+            0..50
+        )
+        .prop_map(|peers| Message::PeerList { peers }),
+        (addr(), 0u32..=1024).prop_map(|(addr, degree)| Message::Degree { addr, degree }),
         addr().prop_map(|addr| Message::Hello { addr }),
         prop_oneof![
             Just(RefuseReason::Full),

@@ -10,7 +10,7 @@ use crate::addr::NodeAddr;
 use crate::limits::{KNOWN_PEERS_MAX, SEED_ATTEMPTS_MAX};
 use crate::node::{ConnId, Event, Output, TimerId};
 use crate::time::Time;
-use crate::wire::Message;
+use crate::wire::{ListedPeer, Message};
 
 /// One chosen seed.
 #[derive(Debug)]
@@ -129,18 +129,61 @@ impl PeerNode {
     }
 
     pub(super) fn registered(&mut self, seed: NodeAddr) {
-        if let Some(s) = self.seed_mut(seed) {
-            s.registered = true;
+        let me = self.addr;
+        let degree = self.neighbours.len();
+        let Some(s) = self.seed_mut(seed) else { return };
+        s.registered = true;
+        // A seed that (re)registers us has no degree of ours yet.
+        if let Some(conn) = s
+            .conn
+            .filter(|_| degree > 0 && self.cfg.topology.by_degree())
+        {
+            self.out.send(
+                conn,
+                Message::Degree {
+                    addr: me,
+                    degree: degree as u32,
+                },
+            );
         }
         self.out.event(Event::Registered { seed });
     }
 
-    pub(super) fn peer_list(&mut self, seed: NodeAddr, peers: Vec<NodeAddr>) {
+    /// Under a policy that picks by degree, tell the registered seeds our degree (it changed).
+    pub(super) fn advertise_degree(&mut self) {
+        if !self.cfg.topology.by_degree() {
+            return;
+        }
+        let degree = self.neighbours.len();
+        let seeds = self.registered_seeds();
+        // Bounded by NEIGHBOURS_MAX (< 10 000), so it fits a u32.
+        let msg = Message::Degree {
+            addr: self.addr,
+            degree: degree as u32,
+        };
+        for (_, conn) in &seeds {
+            self.out.send(*conn, msg.clone());
+        }
+        self.out.event(Event::DegreeAdvertised {
+            degree,
+            seeds: seeds.len(),
+        });
+    }
+
+    pub(super) fn peer_list(&mut self, seed: NodeAddr, peers: Vec<ListedPeer>) {
         let entries = peers.len();
         let me = self.addr;
         let mut fresh = Vec::new();
-        for p in peers {
-            if p != me && self.known.len() < KNOWN_PEERS_MAX && self.known.insert(p) {
+        for ListedPeer { addr: p, degree } in peers {
+            if p == me {
+                continue;
+            }
+            if let Some(d) = degree
+                && (self.known.contains(&p) || self.known.len() < KNOWN_PEERS_MAX)
+            {
+                self.degrees.insert(p, d);
+            }
+            if self.known.len() < KNOWN_PEERS_MAX && self.known.insert(p) {
                 fresh.push(p);
             }
         }
@@ -153,7 +196,11 @@ impl PeerNode {
         if let Some(s) = self.seed_mut(seed) {
             s.settled = true;
         }
-        if self.bootstrapped {
+        if self.bootstrapped && self.cfg.topology.by_degree() {
+            // Fresh degrees reorder every candidate.
+            self.refresh_candidates();
+            self.fill();
+        } else if self.bootstrapped {
             fresh.shuffle(&mut self.rng);
             self.candidates.extend(fresh);
             self.fill();
@@ -164,6 +211,7 @@ impl PeerNode {
 
     pub(super) fn dead_notice(&mut self, dead: NodeAddr, reporter: NodeAddr) {
         self.known.remove(&dead);
+        self.degrees.remove(&dead);
         self.out.event(Event::DeadNodeNotice { dead, reporter });
     }
 

@@ -78,6 +78,7 @@ impl PeerNode {
         }
         self.remove_neighbour(peer, RemovalReason::Dead);
         self.known.remove(&peer);
+        self.degrees.remove(&peer);
         self.refresh_candidates();
         self.fill();
     }

@@ -109,6 +109,8 @@ pub struct PeerNode {
     seeds: Vec<SeedLink>,
     bootstrapped: bool,
     known: BTreeSet<NodeAddr>,
+    /// Degrees of known peers as the seeds' lists last gave them (preferential attachment).
+    degrees: BTreeMap<NodeAddr, u32>,
     neighbours: BTreeMap<NodeAddr, Neighbour>,
     /// Peers we asked to be neighbours and have no answer from yet.
     dialing: BTreeSet<NodeAddr>,
@@ -142,6 +144,7 @@ impl PeerNode {
             seeds: Vec::new(),
             bootstrapped: false,
             known: BTreeSet::new(),
+            degrees: BTreeMap::new(),
             neighbours: BTreeMap::new(),
             dialing: BTreeSet::new(),
             candidates: Vec::new(),

@@ -5,6 +5,7 @@
 //! own hello (accepted) or `Connection refused:REASON` and a close. When two peers dial each
 //! other at once, the connection dialed by the lower address wins, so both keep the same one.
 
+use rand::Rng;
 use rand::seq::SliceRandom;
 
 use super::{Conn, PeerNode, Role};
@@ -23,12 +24,27 @@ pub(super) struct Neighbour {
     pub(super) misses: u32,
     /// A liveness request is unanswered.
     pub(super) awaiting: bool,
+    /// We dialed it (it counts toward the links a `uniform` or `preferential` peer opens).
+    pub(super) outbound: bool,
 }
 
 impl PeerNode {
     /// Slots taken: neighbours and dials in flight.
     fn slots_used(&self) -> usize {
         self.neighbours.len() + self.dialing.len()
+    }
+
+    /// Whether to dial one more peer: a free slot, and under a policy with a number of links
+    /// to open, fewer of them open or being opened.
+    fn wants_dial(&self) -> bool {
+        let slot = self.slots_used() < self.capacity;
+        match self.cfg.topology.dials() {
+            None => slot,
+            Some(k) => {
+                let opened = self.neighbours.values().filter(|n| n.outbound).count();
+                slot && opened + self.dialing.len() < k
+            }
+        }
     }
 
     pub(super) fn expect_handshake(&mut self, conn: ConnId) {
@@ -69,7 +85,7 @@ impl PeerNode {
         match self.admit(peer) {
             Ok(()) => {
                 self.out.send(conn, Message::Hello { addr: self.addr });
-                self.add_neighbour(conn, peer);
+                self.add_neighbour(conn, peer, false);
             }
             Err(reason) => {
                 self.out.send(conn, Message::Refuse { reason });
@@ -139,7 +155,7 @@ impl PeerNode {
             self.close(conn);
             return;
         }
-        self.add_neighbour(conn, peer);
+        self.add_neighbour(conn, peer, true);
     }
 
     pub(super) fn refused(&mut self, conn: ConnId, peer: NodeAddr, reason: RefuseReason) {
@@ -147,7 +163,7 @@ impl PeerNode {
         self.close(conn);
     }
 
-    fn add_neighbour(&mut self, conn: ConnId, peer: NodeAddr) {
+    fn add_neighbour(&mut self, conn: ConnId, peer: NodeAddr, outbound: bool) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.role = Role::Neighbour(peer);
         }
@@ -155,12 +171,14 @@ impl PeerNode {
             conn: Some(conn),
             misses: 0,
             awaiting: false,
+            outbound,
         };
         let replaced = self.neighbours.insert(peer, n).is_some();
         self.known.insert(peer);
         if !replaced {
             let degree = self.neighbours.len();
             self.out.event(Event::NeighbourAdded { peer, degree });
+            self.advertise_degree();
         }
     }
 
@@ -185,6 +203,7 @@ impl PeerNode {
             degree,
             reason,
         });
+        self.advertise_degree();
     }
 
     pub(super) fn handshake_deadlines(&mut self) {
@@ -209,7 +228,8 @@ impl PeerNode {
         }
     }
 
-    /// Every known peer that is not a neighbour or being dialed, in a fresh random order.
+    /// Every known peer that is not a neighbour or being dialed, in a fresh random order:
+    /// uniform, or under a policy that picks by degree, a weighted order (below).
     pub(super) fn refresh_candidates(&mut self) {
         let mut c: Vec<NodeAddr> = self
             .known
@@ -217,8 +237,14 @@ impl PeerNode {
             .filter(|p| !self.neighbours.contains_key(p) && !self.dialing.contains(p))
             .copied()
             .collect();
-        c.shuffle(&mut self.rng);
-        self.candidates = c;
+        if self.cfg.topology.by_degree() {
+            let degrees = &self.degrees;
+            let weight = |p: &NodeAddr| f64::from(degrees.get(p).copied().unwrap_or(0).max(1));
+            self.candidates = weighted_order(&mut self.rng, c, weight);
+        } else {
+            c.shuffle(&mut self.rng);
+            self.candidates = c;
+        }
     }
 
     /// Dial candidates until the free slots are spoken for.
@@ -226,7 +252,7 @@ impl PeerNode {
         if !self.bootstrapped {
             return;
         }
-        while self.slots_used() < self.capacity && self.dialing.len() < HANDSHAKES_MAX {
+        while self.wants_dial() && self.dialing.len() < HANDSHAKES_MAX {
             let Some(peer) = self.candidates.pop() else {
                 break;
             };
@@ -236,6 +262,58 @@ impl PeerNode {
             }
             self.dialing.insert(peer);
             self.out.push(Output::Connect { addr: peer });
+        }
+    }
+}
+
+/// `items` in a random order where each next item is drawn with probability proportional to
+/// its weight among those left: weighted sampling without replacement (Efraimidis and
+/// Spirakis, 2006). Each item gets the key `ln(u) / w` for a uniform `u` in (0, 1]; the
+/// largest key comes first. Returned last-first, as `candidates` is popped from the end.
+/// Ties (probability zero) fall back to address order, so the order is a function of the RNG.
+fn weighted_order(
+    rng: &mut impl Rng,
+    items: Vec<NodeAddr>,
+    weight: impl Fn(&NodeAddr) -> f64,
+) -> Vec<NodeAddr> {
+    let mut keyed: Vec<(f64, NodeAddr)> = items
+        .into_iter()
+        .map(|p| {
+            // 1 - [0, 1) is (0, 1]: ln never sees 0.
+            let u: f64 = 1.0 - rng.random::<f64>();
+            (u.ln() / weight(&p), p)
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    keyed.into_iter().map(|(_, p)| p).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// The first pick of `weighted_order` is proportional to weight: with weights 1, 2 and 7,
+    /// 20 000 draws give frequencies within 0.015 of 0.1, 0.2 and 0.7 (the standard error of
+    /// a frequency near 0.5 is 0.0035, so this is over 4 of them).
+    #[test]
+    fn weighted_order_draws_first_in_proportion_to_weight() {
+        let a = |port| NodeAddr::new([127, 0, 0, 1].into(), port);
+        let items = [a(1), a(2), a(3)];
+        let weight = |p: &NodeAddr| [1.0, 2.0, 7.0][usize::from(p.port) - 1];
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut firsts = [0u32; 3];
+        let draws = 20_000;
+        for _ in 0..draws {
+            let order = weighted_order(&mut rng, items.to_vec(), weight);
+            assert_eq!(order.len(), 3);
+            let first = order.last().copied().unwrap_or(a(1));
+            firsts[usize::from(first.port) - 1] += 1;
+        }
+        for (got, want) in firsts.iter().zip([0.1, 0.2, 0.7]) {
+            let f = f64::from(*got) / f64::from(draws);
+            assert!((f - want).abs() < 0.015, "{firsts:?}");
         }
     }
 }

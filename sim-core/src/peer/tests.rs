@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rand::SeedableRng;
 
 use super::*;
-use crate::wire::{DeadNode, Gossip, RefuseReason, Timestamp};
+use crate::wire::{DeadNode, Gossip, ListedPeer, RefuseReason, Timestamp};
 
 fn a(s: &str) -> NodeAddr {
     s.parse().unwrap()
@@ -104,7 +104,7 @@ impl Harness {
                 conn,
                 msg: Message::Registered,
             }));
-            let peers = list.iter().map(|s| a(s)).collect();
+            let peers = list.iter().map(|s| ListedPeer::plain(a(s))).collect();
             all.extend(self.feed(Input::Received {
                 conn,
                 msg: Message::PeerList { peers },

@@ -109,6 +109,8 @@ pub struct Recorder {
     pub detections: Vec<Detection>,
     /// Peers each seed registered (seed -> peers), for seed processes' summaries.
     pub registrations: BTreeMap<NodeAddr, BTreeSet<NodeAddr>>,
+    /// Degrees each seed holds for the peers that reported one (seed -> peer -> degree).
+    pub seed_degrees: BTreeMap<NodeAddr, BTreeMap<NodeAddr, u32>>,
     /// Seed removals: dead peer -> (seed, time).
     pub removals: BTreeMap<NodeAddr, Vec<(NodeAddr, Time)>>,
     /// Dead reports sent to seeds.
@@ -283,9 +285,21 @@ impl Observer for Recorder {
                 self.peer(node).duplicates += 1;
                 return; // counted, not logged: the trace has every one
             }
+            // One per neighbour change at every seed: the trace has them, the log would drown.
+            Event::DegreeRecorded { peer, degree } => {
+                self.seed_degrees
+                    .entry(node)
+                    .or_default()
+                    .insert(*peer, *degree);
+                return;
+            }
+            Event::DegreeAdvertised { .. } => return,
             Event::PeerDeclaredDead { peer } => self.declared_dead(at, node, *peer),
             Event::DeadNodeReported { .. } => self.reports_sent += 1,
             Event::PeerRemovedBySeed { dead, .. } => {
+                if let Some(d) = self.seed_degrees.get_mut(&node) {
+                    d.remove(dead);
+                }
                 self.removals.entry(*dead).or_default().push((node, at));
             }
             Event::MalformedFrame { .. } => self.malformed += 1,
