@@ -4,5 +4,9 @@
 //! report how long things took.
 
 pub mod bench;
+pub mod experiment;
 pub mod fit;
+pub mod graph;
+pub mod plot;
 pub mod run;
+pub mod sweep;
