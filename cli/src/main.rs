@@ -72,7 +72,7 @@ struct ExperimentArgs {
     /// First run seed; settings run with seeds SEED, SEED+1, ...
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Seeds per setting [default: 5 for powerlaw and dissemination, 3 for detection].
+    /// Seeds per setting [default: 5].
     #[arg(long)]
     replicates: Option<usize>,
     /// Network sizes in peers, e.g. 100,1000 [default: powerlaw 100,1000,10000;
@@ -83,7 +83,7 @@ struct ExperimentArgs {
     /// [default: capacity,uniform:3,preferential:3].
     #[arg(long, value_delimiter = ',')]
     topologies: Option<Vec<Topology>>,
-    /// Bootstrap samples per power-law p-value (powerlaw) [default: 50].
+    /// Bootstrap samples per power-law p-value (powerlaw) [default: 100].
     #[arg(long)]
     bootstrap: Option<usize>,
     /// Runs in parallel [default: the number of cores].
@@ -181,6 +181,9 @@ struct SwarmArgs {
     /// Time between two peers' starts.
     #[arg(long, default_value = "100ms")]
     join_interval: Duration,
+    /// Do not draw the figures into the run folder at the end.
+    #[arg(long)]
+    no_plot: bool,
     #[command(flatten)]
     protocol: ProtocolArgs,
     #[command(flatten)]

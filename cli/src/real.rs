@@ -264,6 +264,10 @@ pub fn swarm(a: &SwarmArgs) -> Result<(), String> {
         &opts,
     );
     // RNG index i, as peer i of the simulator.
-    summary(&run_peers(&listens, 0, &seeds, &cfg, opts)?);
+    let result = run_peers(&listens, 0, &seeds, &cfg, opts)?;
+    summary(&result);
+    if !a.no_plot {
+        crate::plot(&result.out)?;
+    }
     Ok(())
 }

@@ -27,6 +27,14 @@ pub const NEIGHBOURS_MAX: usize = 1024;
 /// Most connections a node keeps open at once (neighbours, seeds, handshakes in flight).
 pub const CONNECTIONS_MAX: usize = NEIGHBOURS_MAX + SEEDS_MAX + HANDSHAKES_MAX;
 
+/// Most connections a seed keeps open at once. A seed holds one connection per registered
+/// peer for as long as the peer runs (dead-node notices travel on it), so this bounds the
+/// peers a seed can register: with 3 seeds and majority registration, about
+/// 3 × 131 072 / 2 peers, beyond the benchmark's 100 000. (It was [`CONNECTIONS_MAX`]
+/// before, which silently capped a network at about 3 200 peers: later peers were refused
+/// `busy` and stayed alone.)
+pub const SEED_CONNECTIONS_MAX: usize = 1 << 17;
+
 /// Most neighbour handshakes a peer has in flight at once.
 pub const HANDSHAKES_MAX: usize = 64;
 

@@ -7,7 +7,7 @@ use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 
 use crate::addr::NodeAddr;
-use crate::limits::{CONNECTIONS_MAX, PEER_LIST_ENTRIES_MAX};
+use crate::limits::{PEER_LIST_ENTRIES_MAX, SEED_CONNECTIONS_MAX};
 use crate::node::{ConnId, Event, Input, Node, Outbox, Output, TimerId};
 use crate::time::{Duration, Time};
 use crate::wire::{DeadNode, ListedPeer, Message, WireError};
@@ -31,7 +31,7 @@ impl Default for SeedConfig {
             peer_list_max: PEER_LIST_ENTRIES_MAX,
             bad_frames_max: 3,
             handshake_timeout: Duration::from_secs(10),
-            connections_max: CONNECTIONS_MAX,
+            connections_max: SEED_CONNECTIONS_MAX,
         }
     }
 }

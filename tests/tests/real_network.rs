@@ -125,6 +125,23 @@ fn eight_peers_deliver_everything_once_and_detect_a_killed_peer_within_four_roun
         assert!(took <= window, "seed {seed} removed {victim} after {took}");
     }
     assert!(down_at > Time::ZERO);
+
+    // The real run's folder gets every figure `gossipnet plot` draws, the detection
+    // latency included (UNIX timestamps, read as differences).
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    sim_core::report::write_folder(dir.path(), &rec, serde_json::json!({}))
+        .expect("the run folder is written");
+    let plotted = experiments::plot::plot_run(dir.path()).expect("the folder plots");
+    assert_eq!(
+        plotted.figures,
+        [
+            "degree_frequency",
+            "degree_ccdf",
+            "coverage",
+            "hops",
+            "detection_latency"
+        ]
+    );
 }
 
 /// What a run's protocol decided, with nodes named by index so that two drivers compare.

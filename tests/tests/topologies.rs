@@ -186,3 +186,27 @@ fn preferential_overlays_are_the_same_over_loopback_and_in_the_simulator() {
         repro(&sim_cfg)
     );
 }
+
+/// A seed keeps one connection per registered peer, so its connection limit bounds the
+/// network: with the peer's limit (2 112) a network stopped growing at about 3 200 peers and
+/// later peers, refused `busy`, stayed alone. 3 500 peers must all register and link.
+#[test]
+fn networks_past_three_thousand_peers_register_and_link_everyone() {
+    let mut cfg = growth(Topology::Uniform { k: 1 }, 3500, 2);
+    cfg.join_interval = Duration::from_millis(10);
+    cfg.duration = Duration::from_secs(60);
+    let (rec, _) = run(&cfg);
+    let alone: Vec<_> = rec
+        .peers
+        .iter()
+        .filter(|(_, s)| s.neighbours.is_empty() || s.registered_with.len() != 2)
+        .map(|(a, _)| *a)
+        .collect();
+    assert_eq!(rec.peers.len(), 3500);
+    assert!(
+        alone.is_empty(),
+        "{} peers alone, first {:?}",
+        alone.len(),
+        alone.first()
+    );
+}

@@ -28,7 +28,7 @@ use crate::plot::{Chart, Series, Style, bar_chart, xy_chart};
 use crate::sweep::{Stats, md_table, num, run_jobs, simulate};
 
 const PEERS: usize = 100;
-const REPLICATES: usize = 3;
+const REPLICATES: usize = 5;
 const INTERVALS_S: [u64; 3] = [5, 13, 30];
 const MISSES: [u32; 3] = [1, 2, 3];
 const FAILURES: usize = 6;

@@ -22,7 +22,7 @@ use crate::sweep::{Stats, md_table, num, run_jobs};
 
 const SIZES: [usize; 3] = [100, 1000, 10_000];
 const REPLICATES: usize = 5;
-const BOOTSTRAP: usize = 50;
+const BOOTSTRAP: usize = 100;
 const JOIN_INTERVAL: Duration = Duration::from_millis(100);
 /// Time after the last join for the last dials to settle.
 const SETTLE: Duration = Duration::from_secs(30);

@@ -28,6 +28,9 @@ pub struct MessageInfo {
     pub originated_at: Time,
     /// Peers reachable from the origin over live links when it was originated.
     pub reachable: Vec<NodeAddr>,
+    /// Links (held by both ends) among the origin and `reachable` when it was originated: its
+    /// flooding costs `2 × links − (reachable + 1) + 1` sends.
+    pub links: usize,
 }
 
 /// One first receipt of a message.
@@ -168,10 +171,12 @@ impl Recorder {
             .collect()
     }
 
-    /// Peers reachable from `origin` over links both ends hold, among running peers.
-    fn reachable_from(&self, origin: NodeAddr) -> Vec<NodeAddr> {
+    /// Peers reachable from `origin` over links both ends hold, among running peers, and the
+    /// number of such links among them.
+    fn reachable_from(&self, origin: NodeAddr) -> (Vec<NodeAddr>, usize) {
         let mut seen = BTreeSet::from([origin]);
         let mut queue = VecDeque::from([origin]);
+        let mut ends = 0;
         while let Some(p) = queue.pop_front() {
             let Some(state) = self.peers.get(&p) else {
                 continue;
@@ -181,23 +186,27 @@ impl Recorder {
                     .peers
                     .get(&n)
                     .is_some_and(|s| s.up && s.neighbours.contains(&p));
-                if mutual && seen.insert(n) {
-                    queue.push_back(n);
+                if mutual {
+                    ends += 1;
+                    if seen.insert(n) {
+                        queue.push_back(n);
+                    }
                 }
             }
         }
         seen.remove(&origin);
-        seen.into_iter().collect()
+        (seen.into_iter().collect(), ends / 2)
     }
 
     fn originated(&mut self, at: Time, node: NodeAddr, message: &Arc<Gossip>, seq: u32) {
         let idx = self.messages.len();
-        let reachable = self.reachable_from(node);
+        let (reachable, links) = self.reachable_from(node);
         self.messages.push(MessageInfo {
             message: Arc::clone(message),
             seq,
             originated_at: at,
             reachable,
+            links,
         });
         self.message_index.insert(Arc::clone(message), idx);
         self.hops.insert((idx, node), 0);
