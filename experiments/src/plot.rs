@@ -1631,8 +1631,21 @@ impl Scene<'_> {
         let x_tick = self.x_tick_style(root, &tick)?;
         let x_keys = TickedAxis::new(self.x);
         let y_keys = TickedAxis::new(self.y);
+        // A long title shrinks to fit the width (down to two thirds of its size).
+        let room = f64::from(root.dim_in_pixel().0.saturating_sub(40));
+        let mut title_px = TITLE_PX;
+        while title_px > TITLE_PX * 2.0 / 3.0 {
+            let w = root
+                .estimate_text_size(&self.fig.title, &text_style(title_px, FontStyle::Bold))
+                .map_err(drawing_error)?
+                .0;
+            if f64::from(w) <= room {
+                break;
+            }
+            title_px -= 1.0;
+        }
         let mut chart = ChartBuilder::on(root)
-            .caption(&self.fig.title, text_style(TITLE_PX, FontStyle::Bold))
+            .caption(&self.fig.title, text_style(title_px, FontStyle::Bold))
             .margin(16)
             .margin_right(40)
             .x_label_area_size((TICK_PX + AXIS_DESC_PX) as u32 + 36)

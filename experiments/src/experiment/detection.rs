@@ -433,7 +433,7 @@ pub(super) fn run(opts: &ExperimentOptions) -> Result<Outcome, String> {
     xy_chart(
         &files.figure("detection_latency"),
         &Chart {
-            title: "Failure to first Dead Node report, calm links (mean ± sd)",
+            title: "Failure to first Dead Node report, calm links",
             x_label: "misses × liveness interval (s)",
             y_label: "report latency (s)",
             log_x: false,

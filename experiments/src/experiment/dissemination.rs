@@ -396,7 +396,7 @@ pub(super) fn run(opts: &ExperimentOptions) -> Result<Outcome, String> {
     xy_chart(
         &files.figure("coverage_time_vs_size"),
         &Chart {
-            title: "Time to reach 50 % and 100 % of reachable peers (median per run, mean ± sd)",
+            title: "Time to reach 50 % and 100 % of reachable peers",
             x_label: "peers",
             y_label: "time since origination (s)",
             log_x: true,
@@ -411,7 +411,7 @@ pub(super) fn run(opts: &ExperimentOptions) -> Result<Outcome, String> {
     xy_chart(
         &files.figure("sends_per_message"),
         &Chart {
-            title: "Gossip sends per message: measured and flooding cost 2E − N + 1",
+            title: "Sends per message: measured and 2E − N + 1",
             x_label: "peers",
             y_label: "sends per message",
             log_x: true,
@@ -422,7 +422,7 @@ pub(super) fn run(opts: &ExperimentOptions) -> Result<Outcome, String> {
     xy_chart(
         &files.figure("hops_vs_size"),
         &Chart {
-            title: "Mean hops from origin to receiver (mean ± sd over seeds)",
+            title: "Mean hops to a receiver (mean ± sd over seeds)",
             x_label: "peers",
             y_label: "hops",
             log_x: true,
