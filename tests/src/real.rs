@@ -10,7 +10,8 @@ use sim_core::addr::NodeAddr;
 use sim_core::peer::PeerConfig;
 use sim_core::report::Recorder;
 use sim_core::seed::SeedConfig;
-use sim_core::sim::{peer_rng, seed_rng};
+use sim_core::sim::{Addresses, SimConfig, peer_rng, seed_rng};
+use sim_core::time::Duration;
 
 /// Bound on any one wait for the network to settle.
 pub const SETTLE_TIMEOUT: StdDuration = StdDuration::from_secs(20);
@@ -151,4 +152,25 @@ pub fn overlay_complete(rec: &Recorder, peers: &[NodeAddr]) -> bool {
                 && s.neighbours.iter().all(|n| all.contains(n))
         })
     })
+}
+
+/// The simulated twin of a loopback run: the same run seed, node addresses (so capacities and
+/// message texts match), peer settings and 1 000 digest iterations, on 1 ms links, with no
+/// faults. Callers set the duration, faults and join schedule of their scenario.
+pub fn twin(run_seed: u64, seeds: &[NodeAddr], peers: &[NodeAddr], cfg: PeerConfig) -> SimConfig {
+    SimConfig {
+        seed: run_seed,
+        seeds: seeds.len(),
+        peers: peers.len(),
+        latency: "1ms".parse().expect("a valid latency"),
+        faults: vec![],
+        peer: cfg,
+        hash_iterations: 1000,
+        addresses: Some(Addresses {
+            seeds: seeds.to_vec(),
+            peers: peers.to_vec(),
+        }),
+        duration: Duration::from_secs(10),
+        ..SimConfig::default()
+    }
 }

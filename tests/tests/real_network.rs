@@ -3,14 +3,14 @@
 
 use std::collections::BTreeSet;
 
-use gossipnet_tests::real::{Cluster, SETTLE_TIMEOUT};
+use gossipnet_tests::real::{Cluster, SETTLE_TIMEOUT, twin};
 use gossipnet_tests::repro;
 use sim_core::addr::NodeAddr;
 use sim_core::digest::DigestMemo;
 use sim_core::peer::PeerConfig;
 use sim_core::report::Recorder;
 use sim_core::seed::SeedConfig;
-use sim_core::sim::{Addresses, Fault, SimConfig, World};
+use sim_core::sim::{Fault, SimConfig, World};
 use sim_core::time::{Duration, Time};
 
 const LIVENESS: Duration = Duration::from_millis(500);
@@ -221,22 +221,12 @@ fn the_simulator_and_loopback_make_the_same_protocol_decisions() {
     // Simulated: the same addresses, RNGs, settings and schedule in virtual time.
     let at = |ms: u64| Time::ZERO + Duration::from_millis(ms);
     let sim_cfg = SimConfig {
-        seed: run_seed,
-        seeds: 3,
-        peers: peers_n,
         duration: Duration::from_secs(3) + LIVENESS.times(6),
-        latency: "1ms".parse().expect("latency"),
         faults: vec![Fault::Crash {
             peer: victim,
             at: at(3000),
         }],
-        peer: cfg,
-        hash_iterations: 1000,
-        addresses: Some(Addresses {
-            seeds: seeds.clone(),
-            peers: peers.clone(),
-        }),
-        ..SimConfig::default()
+        ..twin(run_seed, &seeds, &peers, cfg)
     };
     let mut world = World::new(sim_cfg.clone(), DigestMemo::new(1000)).expect("valid scenario");
     for i in 0..peers_n {

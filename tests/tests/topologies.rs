@@ -8,14 +8,14 @@ use std::net::TcpStream;
 use std::time::Duration as StdDuration;
 
 use experiments::fit::fit_with_p_value;
-use gossipnet_tests::real::Cluster;
+use gossipnet_tests::real::{Cluster, twin};
 use gossipnet_tests::{repro, run};
 use sim_core::addr::NodeAddr;
 use sim_core::digest::DigestMemo;
 use sim_core::peer::PeerConfig;
 use sim_core::report::Recorder;
 use sim_core::seed::SeedConfig;
-use sim_core::sim::{Addresses, SimConfig, World, layout};
+use sim_core::sim::{SimConfig, World, layout};
 use sim_core::time::Duration;
 use sim_core::topology::Topology;
 use sim_core::wire::{Message, decode};
@@ -157,19 +157,9 @@ fn preferential_overlays_are_the_same_over_loopback_and_in_the_simulator() {
     }
 
     let sim_cfg = SimConfig {
-        seed: run_seed,
-        peers: peers_n,
         duration: Duration::from_secs(peers_n as u64 + 5),
-        latency: "1ms".parse().expect("latency"),
-        faults: vec![],
         join_interval: Duration::from_secs(1),
-        peer: cfg,
-        hash_iterations: 1000,
-        addresses: Some(Addresses {
-            seeds: seeds.clone(),
-            peers: peers.clone(),
-        }),
-        ..SimConfig::default()
+        ..twin(run_seed, &seeds, &peers, cfg)
     };
     let mut world = World::new(sim_cfg.clone(), DigestMemo::new(1000)).expect("valid scenario");
     let mut sim = Recorder::new(0);
