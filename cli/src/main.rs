@@ -287,9 +287,26 @@ impl ProtocolArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Peer counts to run, smallest first.
-    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
-    sizes: Vec<usize>,
+    /// Peer counts to run, smallest first [default: 1000,10000,100000; with --flood
+    /// 10000,100000].
+    #[arg(long, value_delimiter = ',')]
+    sizes: Option<Vec<usize>>,
+    /// The flooding workload of ../shared/perf, side by side with its floor.
+    #[arg(long)]
+    flood: bool,
+    /// Where the flood workload writes edges-N.txt and sched-N.txt.
+    #[arg(long, default_value = "results/bench-flood")]
+    dir: PathBuf,
+    /// The floor binary (built with cargo build --release --manifest-path
+    /// ../shared/perf/floor/Cargo.toml --target-dir target/floor).
+    #[arg(long, default_value = "target/floor/release/flood-floor")]
+    floor: PathBuf,
+    /// PBKDF2 iterations of the dedup digest in the flood workload.
+    #[arg(long, default_value_t = 1)]
+    hash_iterations: u32,
+    /// Run one size in this process and print its line (used by --flood for each size).
+    #[arg(long, hide = true)]
+    one: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -554,6 +571,15 @@ fn print_outcome(o: &Outcome) {
 }
 
 fn bench(args: &BenchArgs) -> Result<(), String> {
+    if let Some(n) = args.one {
+        let r = experiments::flood::run(n, args.hash_iterations, &args.dir)?;
+        println!("{}", r.to_line());
+        return Ok(());
+    }
+    if args.flood {
+        return bench_flood(args);
+    }
+    let sizes = args.sizes.clone().unwrap_or(vec![1000, 10_000, 100_000]);
     println!(
         "gossipnet bench: 3 seeds, 100 messages from random origins, liveness on, 120 s virtual, \
          1 digest iteration; {} cores",
@@ -563,7 +589,7 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
         "{:>8} {:>12} {:>12} {:>9} {:>9} {:>12} {:>10} {:>8}",
         "peers", "events", "deliveries", "of max", "wall s", "events/s", "peak MiB", "B/peer"
     );
-    for &n in &args.sizes {
+    for &n in &sizes {
         let r = experiments::bench::run_one(n)?;
         let mib = r
             .peak_rss
@@ -582,6 +608,49 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
             r.events as f64 / r.wall_s.max(1e-9),
             mib,
             bpp
+        );
+    }
+    Ok(())
+}
+
+/// `gossipnet bench --flood`: each size in a child process of its own (so that its peak
+/// memory is its own), then the floor on the same files.
+fn bench_flood(args: &BenchArgs) -> Result<(), String> {
+    let sizes = args.sizes.clone().unwrap_or(vec![10_000, 100_000]);
+    std::fs::create_dir_all(&args.dir)
+        .map_err(|e| format!("cannot create {}: {e}", args.dir.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let floor = args.floor.exists().then_some(&args.floor);
+    for &n in &sizes {
+        let out = std::process::Command::new(&exe)
+            .args(["bench", "--one", &n.to_string(), "--dir"])
+            .arg(&args.dir)
+            .args(["--hash-iterations", &args.hash_iterations.to_string()])
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(format!(
+                "flood workload at {n} peers failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        println!("{}", text.trim());
+        if let Some(floor) = floor {
+            let (e, s) = experiments::flood::files(&args.dir, n);
+            let out = std::process::Command::new(floor)
+                .arg(e)
+                .arg(s)
+                .output()
+                .map_err(|e| format!("cannot run {}: {e}", floor.display()))?;
+            println!("{}", String::from_utf8_lossy(&out.stdout).trim());
+        }
+    }
+    if floor.is_none() {
+        println!(
+            "no floor at {}: build it with cargo build --release --manifest-path \
+             ../shared/perf/floor/Cargo.toml --target-dir target/floor",
+            args.floor.display()
         );
     }
     Ok(())

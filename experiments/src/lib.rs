@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod experiment;
 pub mod fit;
+pub mod flood;
 pub mod graph;
 pub mod plot;
 pub mod run;
