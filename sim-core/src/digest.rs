@@ -3,7 +3,8 @@
 //! shares the result among all its nodes through a [`DigestMemo`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use pbkdf2::pbkdf2_hmac;
 use sha2::Sha512;
@@ -47,6 +48,14 @@ impl DigestKey {
 /// long hashing took. It never influences protocol behaviour or the trace.
 pub type Stopwatch = Box<dyn Fn() -> u64 + Send + Sync>;
 
+/// Somewhere to run digest jobs in the background: a driver's worker threads. `sim-core`
+/// never starts a thread; a driver that has a pool hands it to [`DigestMemo::with_pool`], and
+/// [`DigestMemo::prefetch`] then hashes messages before anyone asks for them.
+pub trait DigestPool: Send + Sync {
+    /// Run `job` on some worker, soon. Jobs may run in any order, or on the asking thread.
+    fn spawn(&self, job: Box<dyn FnOnce() + Send>);
+}
+
 /// What the memo has done so far.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct MemoStats {
@@ -54,14 +63,60 @@ pub struct MemoStats {
     pub computed: u64,
     /// Look-ups answered from the memo.
     pub hits: u64,
-    /// Microseconds spent hashing, when a stopwatch was given.
+    /// Microseconds spent hashing (summed over threads), when a stopwatch was given.
     pub hashing_micros: u64,
+    /// Digests started ahead of need by [`DigestMemo::prefetch`].
+    pub prefetched: u64,
+}
+
+/// The dedup handle of a message in one memo: a dense number per distinct digest, given in the
+/// order the memo first resolves each digest. Two messages get the same ordinal exactly when
+/// their digests' [`DigestKey`]s are equal, so a seen-set of ordinals is a seen-set of digests,
+/// a few bits an entry.
+///
+/// A memo keeps the ordinals of its last [`DIGEST_MEMO_ENTRIES_MAX`] / 2 or more digests;
+/// a message older than that gets a fresh ordinal if it comes back, as if its seen-set
+/// entries had expired.
+pub type Ordinal = u64;
+
+/// A message's memory of its ordinal in one memo (the memo's id with it), kept in the shared
+/// allocation of the message so that peers receiving a forwarded copy skip the look-up.
+/// It takes part in no comparison: two messages are equal when their fields are.
+#[derive(Clone, Default)]
+pub(crate) struct MemoCell(OnceLock<(u32, Ordinal)>);
+
+impl PartialEq for MemoCell {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for MemoCell {}
+impl core::hash::Hash for MemoCell {
+    fn hash<H: core::hash::Hasher>(&self, _: &mut H) {}
+}
+impl core::fmt::Debug for MemoCell {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("_")
+    }
+}
+
+/// Where a digest is.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// A prefetch job will compute it.
+    Queued,
+    /// A thread is computing it.
+    Computing,
+    Done(DigestKey),
 }
 
 /// Digests of the messages this process has seen, shared by every node in it.
 pub struct DigestMemo {
+    /// Tells this memo's ordinals from another's in a message's [`MemoCell`].
+    id: u32,
     iterations: u32,
     stopwatch: Option<Stopwatch>,
+    pool: Option<Arc<dyn DigestPool>>,
     inner: Mutex<MemoInner>,
     /// Signalled when a digest being computed is ready.
     ready: Condvar,
@@ -69,28 +124,47 @@ pub struct DigestMemo {
 
 #[derive(Default)]
 struct MemoInner {
-    // Look-ups, and a `retain` that only drops entries when full: its order never reaches
-    // any output. `None` while a thread is computing that digest.
-    keys: HashMap<Arc<Gossip>, Option<DigestKey>>,
+    // Look-ups, and `retain`s that only drop entries when full: their order never reaches
+    // any output.
+    keys: HashMap<Arc<Gossip>, Slot>,
+    ordinals: HashMap<DigestKey, Ordinal>,
+    next_ordinal: Ordinal,
     stats: MemoStats,
 }
+
+/// Memo ids, for [`MemoCell`]s. Never reaches any output.
+static NEXT_MEMO_ID: AtomicU32 = AtomicU32::new(1);
 
 impl DigestMemo {
     /// A memo computing digests with `iterations` rounds.
     pub fn new(iterations: u32) -> Arc<Self> {
-        Arc::new(DigestMemo {
-            iterations,
-            stopwatch: None,
-            inner: Mutex::default(),
-            ready: Condvar::new(),
-        })
+        Self::build(iterations, None, None)
     }
 
     /// A memo that also measures hashing time with `stopwatch`.
     pub fn with_stopwatch(iterations: u32, stopwatch: Stopwatch) -> Arc<Self> {
+        Self::build(iterations, Some(stopwatch), None)
+    }
+
+    /// A memo that measures hashing time and computes prefetched digests on `pool`.
+    pub fn with_pool(
+        iterations: u32,
+        stopwatch: Option<Stopwatch>,
+        pool: Arc<dyn DigestPool>,
+    ) -> Arc<Self> {
+        Self::build(iterations, stopwatch, Some(pool))
+    }
+
+    fn build(
+        iterations: u32,
+        stopwatch: Option<Stopwatch>,
+        pool: Option<Arc<dyn DigestPool>>,
+    ) -> Arc<Self> {
         Arc::new(DigestMemo {
+            id: NEXT_MEMO_ID.fetch_add(1, Ordering::Relaxed),
             iterations,
-            stopwatch: Some(stopwatch),
+            stopwatch,
+            pool,
             inner: Mutex::default(),
             ready: Condvar::new(),
         })
@@ -101,32 +175,39 @@ impl DigestMemo {
         self.iterations
     }
 
-    /// The seen-set key of `g`, computed at most once per distinct message while it is held.
-    /// A thread asking for a message another thread is hashing waits for that result, so a
-    /// swarm of peers in one process hashes each message once, not once per peer.
-    pub fn key(&self, g: &Arc<Gossip>) -> DigestKey {
+    /// Says that `g` will be asked for soon: with a pool, its digest is computed there in the
+    /// background, so that the asker finds it ready. Without one, nothing happens. The result
+    /// is the same either way; only when the work is done changes.
+    pub fn prefetch(self: &Arc<Self>, g: Gossip) {
+        let Some(pool) = &self.pool else { return };
+        let g = Arc::new(g);
         {
             let mut inner = self.lock();
-            loop {
-                match inner.keys.get(g).copied() {
-                    Some(Some(k)) => {
-                        inner.stats.hits += 1;
-                        return k;
-                    }
-                    Some(None) => {
-                        inner = self.ready.wait(inner).unwrap_or_else(|p| p.into_inner());
-                    }
-                    None => {
-                        if inner.keys.len() >= DIGEST_MEMO_ENTRIES_MAX {
-                            inner.keys.retain(|_, k| k.is_none());
-                        }
-                        inner.keys.insert(Arc::clone(g), None);
-                        break;
-                    }
-                }
+            if inner.keys.contains_key(&g) {
+                return;
+            }
+            Self::make_room(&mut inner);
+            inner.keys.insert(Arc::clone(&g), Slot::Queued);
+            inner.stats.prefetched += 1;
+        }
+        let memo = Arc::clone(self);
+        pool.spawn(Box::new(move || memo.compute_queued(&g)));
+    }
+
+    /// A pool job: computes `g` unless someone has taken it meanwhile.
+    fn compute_queued(&self, g: &Arc<Gossip>) {
+        {
+            let mut inner = self.lock();
+            match inner.keys.get_mut(g) {
+                Some(slot @ Slot::Queued) => *slot = Slot::Computing,
+                Some(Slot::Computing | Slot::Done(_)) | None => return,
             }
         }
-        // Hash outside the lock so that other messages are not held up.
+        self.compute(g);
+    }
+
+    /// Hashes `g` (marked `Computing` by the caller) outside the lock and publishes it.
+    fn compute(&self, g: &Arc<Gossip>) -> DigestKey {
         let start = self.stopwatch.as_ref().map(|s| s());
         let key = DigestKey::of(&digest(&g.identity(), self.iterations));
         let spent = match (&self.stopwatch, start) {
@@ -134,12 +215,81 @@ impl DigestMemo {
             _ => 0,
         };
         let mut inner = self.lock();
-        inner.keys.insert(Arc::clone(g), Some(key));
+        inner.keys.insert(Arc::clone(g), Slot::Done(key));
         inner.stats.computed += 1;
         inner.stats.hashing_micros += spent;
         drop(inner);
         self.ready.notify_all();
         key
+    }
+
+    /// When full, forget the digests that are done (those being computed stay).
+    fn make_room(inner: &mut MemoInner) {
+        if inner.keys.len() >= DIGEST_MEMO_ENTRIES_MAX {
+            inner.keys.retain(|_, s| !matches!(s, Slot::Done(_)));
+        }
+    }
+
+    /// The seen-set key of `g`, computed at most once per distinct message while it is held.
+    /// A thread asking for a message another thread is hashing waits for that result, so a
+    /// swarm of peers in one process hashes each message once, not once per peer. A message
+    /// still queued for the pool is hashed by the asker at once.
+    pub fn key(&self, g: &Arc<Gossip>) -> DigestKey {
+        {
+            let mut inner = self.lock();
+            loop {
+                match inner.keys.get(g).copied() {
+                    Some(Slot::Done(k)) => {
+                        inner.stats.hits += 1;
+                        return k;
+                    }
+                    Some(Slot::Computing) => {
+                        inner = self.ready.wait(inner).unwrap_or_else(|p| p.into_inner());
+                    }
+                    Some(Slot::Queued) | None => {
+                        Self::make_room(&mut inner);
+                        inner.keys.insert(Arc::clone(g), Slot::Computing);
+                        break;
+                    }
+                }
+            }
+        }
+        self.compute(g)
+    }
+
+    /// The dedup handle of `g` ([`Ordinal`]): from the message itself when this memo has seen
+    /// this allocation before (every forwarded copy in a simulation), else by its digest.
+    pub fn ordinal(&self, g: &Arc<Gossip>) -> Ordinal {
+        if let Some(&(id, ord)) = g.memo.0.get()
+            && id == self.id
+        {
+            return ord;
+        }
+        let key = self.key(g);
+        let ord = {
+            let mut inner = self.lock();
+            if inner.ordinals.len() >= DIGEST_MEMO_ENTRIES_MAX {
+                let keep_from = inner.next_ordinal - (DIGEST_MEMO_ENTRIES_MAX / 2) as Ordinal;
+                inner.ordinals.retain(|_, o| *o >= keep_from);
+            }
+            let next = inner.next_ordinal;
+            let ord = *inner.ordinals.entry(key).or_insert(next);
+            if ord == next {
+                inner.next_ordinal += 1;
+            }
+            ord
+        };
+        // Another memo may hold the cell; then this one takes the look-up path every time.
+        let _ = g.memo.0.set((self.id, ord));
+        ord
+    }
+
+    /// The ordinal `g` carries for this memo, if it has been given one (no look-up).
+    pub fn cached_ordinal(&self, g: &Gossip) -> Option<Ordinal> {
+        g.memo
+            .0
+            .get()
+            .and_then(|&(id, ord)| (id == self.id).then_some(ord))
     }
 
     /// Counters so far.
@@ -172,11 +322,11 @@ mod tests {
     fn memo_hashes_each_distinct_message_once() {
         let memo = DigestMemo::new(2);
         let g = |body: &str| {
-            Arc::new(Gossip {
-                ts: Timestamp::parse("1").unwrap(),
-                origin: "1.2.3.4:5".parse().unwrap(),
-                body: body.into(),
-            })
+            Arc::new(Gossip::new(
+                Timestamp::parse("1").unwrap(),
+                "1.2.3.4:5".parse().unwrap(),
+                body.into(),
+            ))
         };
         let (a1, a2, b) = (g("a"), g("a"), g("b"));
         assert_eq!(memo.key(&a1), memo.key(&a2));

@@ -333,8 +333,9 @@ pub enum Event {
     MalformedFrame {
         /// The remote: its listening address when known, else its socket address.
         from: NodeAddr,
-        /// What was wrong.
-        error: WireError,
+        /// What was wrong (boxed: it is rare and large, and every event is as big as the
+        /// biggest).
+        error: Box<WireError>,
         /// Whether the node closed the connection because of it.
         closed: bool,
     },
@@ -520,16 +521,39 @@ impl fmt::Display for Event {
 
 /// Output queue and timer table shared by the machines: the parts of `Node` that are the
 /// same for a seed and a peer.
-#[derive(Debug, Default)]
+///
+/// Sized for a million nodes in one process: most inputs produce at most one output, which
+/// waits in `head` without touching the heap; the rest queue behind it, and a queue that
+/// grew for a flood gives its memory back once drained.
+#[derive(Debug)]
 pub struct Outbox {
-    queue: std::collections::VecDeque<Output>,
-    deadlines: [Option<Time>; TimerId::ALL.len()],
+    head: Option<Output>,
+    rest: std::collections::VecDeque<Output>,
+    /// Deadline of each timer kind; [`Time::NEVER`] when disarmed.
+    deadlines: [Time; TimerId::ALL.len()],
 }
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox {
+            head: None,
+            rest: std::collections::VecDeque::new(),
+            deadlines: [Time::NEVER; TimerId::ALL.len()],
+        }
+    }
+}
+
+/// Queued outputs a drained outbox keeps room for.
+const OUTBOX_KEPT_MAX: usize = 8;
 
 impl Outbox {
     /// Queue an output.
     pub fn push(&mut self, out: Output) {
-        self.queue.push_back(out);
+        if self.head.is_none() && self.rest.is_empty() {
+            self.head = Some(out);
+        } else {
+            self.rest.push_back(out);
+        }
     }
     /// Queue a send.
     pub fn send(&mut self, conn: ConnId, msg: Message) {
@@ -548,29 +572,39 @@ impl Outbox {
     }
     /// Arm `timer` for `at`, replacing its earlier deadline.
     pub fn arm(&mut self, timer: TimerId, at: Time) {
-        self.deadlines[timer.index()] = Some(at);
+        self.deadlines[timer.index()] = at;
         self.push(Output::SetTimer { at, timer });
     }
     /// Arm `timer` for `at` unless it is already due at or before `at`.
     pub fn arm_no_later(&mut self, timer: TimerId, at: Time) {
-        match self.deadlines[timer.index()] {
-            Some(d) if d <= at => {}
-            _ => self.arm(timer, at),
+        if self.deadlines[timer.index()] > at {
+            self.arm(timer, at);
         }
+    }
+    /// The deadline of `timer`, if armed.
+    pub fn deadline(&self, timer: TimerId) -> Option<Time> {
+        let d = self.deadlines[timer.index()];
+        (d != Time::NEVER).then_some(d)
     }
     /// Whether `timer` is due at `now`; a due timer is disarmed (the caller re-arms it).
     pub fn take_due(&mut self, timer: TimerId, now: Time) -> bool {
         let slot = &mut self.deadlines[timer.index()];
-        match *slot {
-            Some(d) if d <= now => {
-                *slot = None;
-                true
-            }
-            _ => false,
+        if *slot <= now {
+            *slot = Time::NEVER;
+            true
+        } else {
+            false
         }
     }
     /// The next output.
     pub fn pop(&mut self) -> Option<Output> {
-        self.queue.pop_front()
+        if let Some(out) = self.head.take() {
+            return Some(out);
+        }
+        let out = self.rest.pop_front();
+        if out.is_none() && self.rest.capacity() > OUTBOX_KEPT_MAX {
+            self.rest = std::collections::VecDeque::new();
+        }
+        out
     }
 }

@@ -243,7 +243,7 @@ impl SeedNode {
         }
         self.out.event(Event::MalformedFrame {
             from,
-            error,
+            error: Box::new(error),
             closed,
         });
     }

@@ -12,10 +12,21 @@ use crate::limits::{FRAME_BYTES_MAX, NEIGHBOURS_MAX};
 use crate::time::Time;
 
 /// A protocol timestamp: UNIX seconds with an optional fraction (`1732406400.125`), or in the
-/// simulator seconds of virtual time. Kept as its validated text so that a message is
-/// forwarded byte for byte and its identity (and so its digest) never changes.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct Timestamp(Box<str>);
+/// simulator seconds of virtual time. Its identity is its text, so that a message is forwarded
+/// byte for byte and its identity (and so its digest) never changes. A timestamp whose text
+/// is the canonical form of a microsecond count (what [`Timestamp::at`] writes: no leading
+/// zeros, at most six decimals, no trailing zero) is held as that count, so making, copying
+/// and comparing one allocates nothing; any other valid text is kept as it came.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Timestamp(TsRepr);
+
+/// The one representation of a timestamp's text (canonical counts never appear as text), so
+/// that derived equality and hashing are those of the text.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+enum TsRepr {
+    Micros(u64),
+    Text(Box<str>),
+}
 
 /// Longest timestamp text accepted.
 const TIMESTAMP_BYTES_MAX: usize = 32;
@@ -23,11 +34,7 @@ const TIMESTAMP_BYTES_MAX: usize = 32;
 impl Timestamp {
     /// The timestamp of `now` for a node whose wall clock is `now + wall_offset_micros`.
     pub fn at(now: Time, wall_offset_micros: u64) -> Self {
-        Timestamp(
-            Time(now.0.saturating_add(wall_offset_micros))
-                .to_string()
-                .into(),
-        )
+        Timestamp(TsRepr::Micros(now.0.saturating_add(wall_offset_micros)))
     }
 
     /// Validates timestamp text: decimal digits, optionally `.` and more digits.
@@ -39,23 +46,78 @@ impl Timestamp {
         } else if !digits(int) || !digits(frac) {
             Err("expected seconds such as 1732406400.125")
         } else {
-            Ok(Timestamp(s.into()))
+            Ok(Timestamp(match canonical_micros(s) {
+                Some(us) => TsRepr::Micros(us),
+                None => TsRepr::Text(s.into()),
+            }))
+        }
+    }
+
+    /// The microsecond count this timestamp is the canonical text of, if it is one (every
+    /// timestamp a node makes with [`Timestamp::at`]).
+    pub fn micros(&self) -> Option<u64> {
+        match self.0 {
+            TsRepr::Micros(us) => Some(us),
+            TsRepr::Text(_) => None,
         }
     }
 
     /// The text.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        match &self.0 {
+            TsRepr::Micros(us) => Time(*us).to_string().into(),
+            TsRepr::Text(t) => std::borrow::Cow::Borrowed(t),
+        }
+    }
+}
+
+/// `Some(µs)` when `s` (already checked to be digits with an optional fraction) is exactly
+/// what `Time(µs)` displays as.
+fn canonical_micros(s: &str) -> Option<u64> {
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) if !f.is_empty() && f.len() <= 6 && !f.ends_with('0') => (i, f),
+        Some(_) => return None,
+        None => (s, ""),
+    };
+    if int.len() > 1 && int.starts_with('0') {
+        return None;
+    }
+    let secs: u64 = int.parse().ok()?;
+    let mut us: u64 = 0;
+    for k in 0..6 {
+        let d = frac.as_bytes().get(k).map_or(0, |b| u64::from(b - b'0'));
+        us = us * 10 + d;
+    }
+    secs.checked_mul(1_000_000)?.checked_add(us)
+}
+
+impl PartialOrd for Timestamp {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Timestamp {
+    /// The order of the texts.
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.as_str().cmp(&other.as_str())
     }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match &self.0 {
+            TsRepr::Micros(us) => fmt::Display::fmt(&Time(*us), f),
+            TsRepr::Text(t) => f.write_str(t),
+        }
     }
 }
 
 /// A gossip message. Its identity is `TS:ORIGIN_IP:ORIGIN_PORT:BODY`.
+///
+/// Forwarding shares one allocation (`Arc<Gossip>`) among every copy in a process, and that
+/// allocation remembers the dedup handle a [`DigestMemo`](crate::digest::DigestMemo) gave it,
+/// so that a peer receiving a copy finds its digest without a look-up.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Gossip {
     /// When the origin created it.
@@ -64,9 +126,20 @@ pub struct Gossip {
     pub origin: NodeAddr,
     /// Free text; may hold `:` but never a line break.
     pub body: String,
+    pub(crate) memo: crate::digest::MemoCell,
 }
 
 impl Gossip {
+    /// A message created at `ts` by `origin`.
+    pub fn new(ts: Timestamp, origin: NodeAddr, body: String) -> Self {
+        Gossip {
+            ts,
+            origin,
+            body,
+            memo: crate::digest::MemoCell::default(),
+        }
+    }
+
     /// The identity that the dedup digest is computed over.
     pub fn identity(&self) -> String {
         format!(
@@ -478,7 +551,7 @@ fn decode_text(text: &str) -> Result<Message, WireError> {
             let ts = f.ts()?;
             let origin = f.addr("origin ip", "origin port")?;
             let body = f.remainder("body")?.to_owned();
-            Ok(Message::Gossip(Arc::new(Gossip { ts, origin, body })))
+            Ok(Message::Gossip(Arc::new(Gossip::new(ts, origin, body))))
         }
         "Dead Node" => {
             let mut f = Fields::new("dead node", rest);
@@ -645,9 +718,50 @@ mod tests {
     fn timestamps_of_virtual_time_are_valid_wire_timestamps() {
         let ts = Timestamp::at(Time(60_020_000), 0);
         assert_eq!(ts.as_str(), "60.02");
-        assert_eq!(Timestamp::parse(ts.as_str()), Ok(ts));
+        assert_eq!(Timestamp::parse(&ts.as_str()), Ok(ts));
         assert!(Timestamp::parse("1.").is_err());
         assert!(Timestamp::parse(".5").is_err());
         assert!(Timestamp::parse("-1").is_err());
+    }
+
+    #[test]
+    fn a_timestamp_is_its_text_whatever_it_is_held_as() {
+        for text in [
+            "0",
+            "5",
+            "60.02",
+            "1732406400.125",
+            "0.000001",
+            "18446744073709",
+        ] {
+            let ts = Timestamp::parse(text).unwrap();
+            assert!(ts.micros().is_some(), "{text} is canonical");
+            assert_eq!(ts.to_string(), text);
+        }
+        for text in [
+            "05",
+            "5.0",
+            "5.10",
+            "1.1234567",
+            "00",
+            "99999999999999999999",
+        ] {
+            let ts = Timestamp::parse(text).unwrap();
+            assert_eq!(ts.micros(), None, "{text} is kept as text");
+            assert_eq!(ts.to_string(), text);
+        }
+        assert_eq!(
+            Timestamp::parse("60.02"),
+            Ok(Timestamp::at(Time(60_020_000), 0))
+        );
+        assert_ne!(
+            Timestamp::parse("60.020"),
+            Ok(Timestamp::at(Time(60_020_000), 0))
+        );
+        let (a, b) = (
+            Timestamp::parse("10").unwrap(),
+            Timestamp::parse("9.5").unwrap(),
+        );
+        assert!(a < b, "ordered as text, like the strings they are");
     }
 }

@@ -61,7 +61,11 @@ fn seeds_7_and_8_decide_exactly_what_the_engine_before_the_rebuild_decided() {
         let mut fields = recorded.split_whitespace();
         let (digest, lines) = (fields.next().unwrap(), fields.next().unwrap());
         let got_lines = deliveries.iter().filter(|&&b| b == b'\n').count();
-        assert_eq!(got_lines.to_string(), lines, "seed {seed}: deliveries.csv lines\n{why}");
+        assert_eq!(
+            got_lines.to_string(),
+            lines,
+            "seed {seed}: deliveries.csv lines\n{why}"
+        );
         assert_eq!(
             sha256_hex(&deliveries),
             digest,

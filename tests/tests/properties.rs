@@ -50,8 +50,9 @@ fn message() -> impl Strategy<Value = Message> {
         .prop_map(|reason| Message::Refuse { reason }),
         (ts(), addr()).prop_map(|(ts, addr)| Message::LivenessRequest { ts, addr }),
         (ts(), addr(), addr()).prop_map(|(ts, to, from)| Message::LivenessReply { ts, to, from }),
-        (ts(), addr(), "[^\n\r]{0,60}")
-            .prop_map(|(ts, origin, body)| Message::Gossip(Arc::new(Gossip { ts, origin, body }))),
+        (ts(), addr(), "[^\n\r]{0,60}").prop_map(|(ts, origin, body)| Message::Gossip(Arc::new(
+            Gossip::new(ts, origin, body)
+        ))),
         (addr(), ts(), addr()).prop_map(|(dead, ts, reporter)| Message::DeadNode(DeadNode {
             dead,
             ts,

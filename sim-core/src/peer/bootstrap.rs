@@ -31,7 +31,7 @@ impl PeerNode {
     pub(super) fn start(&mut self) {
         let n = self.seed_addrs.len();
         let k = if n == 0 { 0 } else { n / 2 + 1 };
-        let mut picked = sample(&mut self.rng, n, k).into_vec();
+        let mut picked = self.rng.with(|rng| sample(rng, n, k).into_vec());
         picked.sort_unstable();
         let chosen: Vec<NodeAddr> = picked.into_iter().map(|i| self.seed_addrs[i]).collect();
         self.out.event(Event::PeerStarted {
@@ -72,7 +72,6 @@ impl PeerNode {
             conn,
             Conn {
                 role: Role::Seed(addr),
-                remote: addr,
                 bad_frames: 0,
             },
         );
@@ -187,6 +186,7 @@ impl PeerNode {
                 fresh.push(p);
             }
         }
+        self.known.shrink_to_fit();
         let known = self.known.len();
         self.out.event(Event::PeerListReceived {
             seed,
@@ -201,7 +201,7 @@ impl PeerNode {
             self.refresh_candidates();
             self.fill();
         } else if self.bootstrapped {
-            fresh.shuffle(&mut self.rng);
+            self.rng.with(|rng| fresh.shuffle(rng));
             self.candidates.extend(fresh);
             self.fill();
         } else {
@@ -231,12 +231,12 @@ impl PeerNode {
         self.bootstrapped = true;
         let now = self.now;
         if self.cfg.gossip_count > 0 {
-            self.out
-                .arm(TimerId::Gossip, now + self.cfg.gossip_interval);
+            self.arm_gossip(now + self.cfg.gossip_interval);
         }
         self.out
             .arm(TimerId::Liveness, now + self.cfg.liveness_interval);
         self.out.arm(TimerId::SeenSweep, now + self.cfg.seen_ttl);
+        self.seen.start(now);
         self.refresh_candidates();
         self.fill();
     }

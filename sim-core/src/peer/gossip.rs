@@ -1,85 +1,245 @@
 //! Gossip: originate the next message every interval, deliver each message once (dedup by
 //! its PBKDF2 digest), and forward it to every neighbour but the one it came from.
 
-use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use super::PeerNode;
 use crate::addr::NodeAddr;
-use crate::digest::DigestKey;
+use crate::digest::Ordinal;
 use crate::limits::SEEN_ENTRIES_MAX;
 use crate::node::{Event, TimerId};
-use crate::time::{Duration, Time};
+use crate::time::Time;
 use crate::wire::{Gossip, Message, Timestamp};
 
 /// The digests of messages already delivered, bounded in time and size.
-#[derive(Debug)]
+///
+/// Entries are the memo's [`Ordinal`]s (one per distinct digest) in two generations. The
+/// sweep that runs every `ttl` drops the older generation and starts a new one, so an entry
+/// lives from one to two `ttl`s, as with per-entry times swept every `ttl`: an entry made
+/// at or before the last sweep's time belongs to the older generation. With timers that fire
+/// on time (the simulator) this removes exactly the entries at least `ttl` old at each sweep;
+/// a late sweep (a busy real node) keeps the entries made in its lateness one round longer.
+#[derive(Debug, Default)]
 pub(super) struct SeenSet {
-    ttl: Duration,
-    // Look-ups only; expiry walks `order`, so the set's iteration order never matters.
-    keys: HashSet<DigestKey>,
-    /// Insertion order, which is also expiry order.
-    order: VecDeque<(Time, DigestKey)>,
+    current: OrdSet,
+    older: OrdSet,
+    /// Entries made at or before this time go to `older`.
+    boundary: Time,
 }
 
 impl SeenSet {
-    pub(super) fn new(ttl: Duration) -> Self {
-        SeenSet {
-            ttl,
-            keys: HashSet::new(),
-            order: VecDeque::new(),
-        }
-    }
-
-    /// Records `key`; false if it was already there.
-    pub(super) fn insert(&mut self, key: DigestKey, now: Time) -> bool {
-        if !self.keys.insert(key) {
+    /// Records `ord`, made at `now`; false if it was already there.
+    pub(super) fn insert(&mut self, ord: Ordinal, now: Time) -> bool {
+        if self.current.contains(ord) || self.older.contains(ord) {
             return false;
         }
-        if self.order.len() >= SEEN_ENTRIES_MAX
-            && let Some((_, old)) = self.order.pop_front()
-        {
-            self.keys.remove(&old);
+        if self.len() >= SEEN_ENTRIES_MAX {
+            // Full: the oldest go first, a generation at a time.
+            if self.older.is_empty() {
+                self.current = OrdSet::default();
+            } else {
+                self.older = OrdSet::default();
+            }
         }
-        self.order.push_back((now, key));
+        if now <= self.boundary {
+            self.older.insert(ord);
+        } else {
+            self.current.insert(ord);
+        }
         true
     }
 
-    pub(super) fn expire(&mut self, now: Time) {
-        while let Some(&(at, key)) = self.order.front() {
-            if now.since(at) < self.ttl {
-                break;
-            }
-            self.order.pop_front();
-            self.keys.remove(&key);
+    /// The sweep at `now`: forget the older generation; what is current becomes older.
+    pub(super) fn rotate(&mut self, now: Time) {
+        self.older = std::mem::take(&mut self.current);
+        self.boundary = now;
+    }
+
+    /// The first sweep is armed at `now`: everything so far belongs to the older generation.
+    pub(super) fn start(&mut self, now: Time) {
+        let current = std::mem::take(&mut self.current);
+        for ord in current.iter() {
+            self.older.insert(ord);
         }
+        self.boundary = now;
     }
 
     pub(super) fn len(&self) -> usize {
-        self.keys.len()
+        self.current.len() + self.older.len()
     }
+}
+
+/// A set of ordinals: a sorted list while sparse, a bitset once that is no bigger. Flooding
+/// delivers nearly every message to every peer, so a peer's ordinals are dense and cost a bit
+/// each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OrdSet {
+    Sparse(Vec<Ordinal>),
+    Dense {
+        /// Ordinal of bit 0 of `words[0]`, a multiple of 64.
+        base: Ordinal,
+        words: Vec<u64>,
+        len: usize,
+    },
+}
+
+impl Default for OrdSet {
+    fn default() -> Self {
+        OrdSet::Sparse(Vec::new())
+    }
+}
+
+/// Bytes a bitset may take beyond one sparse entry's 8 per member.
+const DENSE_SLACK_BYTES: usize = 64;
+
+impl OrdSet {
+    fn len(&self) -> usize {
+        match self {
+            OrdSet::Sparse(v) => v.len(),
+            OrdSet::Dense { len, .. } => *len,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn contains(&self, ord: Ordinal) -> bool {
+        match self {
+            OrdSet::Sparse(v) => v.binary_search(&ord).is_ok(),
+            OrdSet::Dense { base, words, .. } => {
+                let Some(off) = ord.checked_sub(*base) else {
+                    return false;
+                };
+                usize::try_from(off / 64)
+                    .ok()
+                    .and_then(|w| words.get(w))
+                    .is_some_and(|w| w & (1 << (off % 64)) != 0)
+            }
+        }
+    }
+
+    /// Members in increasing order.
+    fn iter(&self) -> Vec<Ordinal> {
+        match self {
+            OrdSet::Sparse(v) => v.clone(),
+            OrdSet::Dense { base, words, .. } => {
+                let mut out = Vec::new();
+                for (i, w) in words.iter().enumerate() {
+                    for bit in 0..64 {
+                        if w & (1 << bit) != 0 {
+                            out.push(base + 64 * i as Ordinal + bit);
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Adds `ord` (not a member).
+    fn insert(&mut self, ord: Ordinal) {
+        debug_assert!(!self.contains(ord), "callers insert new members only");
+        match self {
+            OrdSet::Sparse(v) => {
+                let i = v.partition_point(|&x| x < ord);
+                v.insert(i, ord);
+                self.densify_if_smaller();
+            }
+            OrdSet::Dense { base, words, len } => {
+                // In u128: the ends of the span may pass u64::MAX.
+                let lo = (*base).min(ord & !63);
+                let end = u128::from(*base) + 64 * words.len() as u128;
+                let hi = end.max(u128::from(ord | 63) + 1);
+                let span_words = usize::try_from((hi - u128::from(lo)) / 64).unwrap_or(usize::MAX);
+                if span_words.saturating_mul(8) > 8 * (*len + 1) + DENSE_SLACK_BYTES {
+                    let mut v = self.iter();
+                    let i = v.partition_point(|&x| x < ord);
+                    v.insert(i, ord);
+                    *self = OrdSet::Sparse(v);
+                    return;
+                }
+                if lo < *base {
+                    let front = ((*base - lo) / 64) as usize;
+                    words.splice(0..0, std::iter::repeat_n(0, front));
+                    *base = lo;
+                }
+                let off = ord - *base;
+                let w = (off / 64) as usize;
+                if w >= words.len() {
+                    words.resize(w + 1, 0);
+                }
+                words[w] |= 1 << (off % 64);
+                *len += 1;
+            }
+        }
+    }
+
+    /// A sparse set becomes a bitset when that takes no more room.
+    fn densify_if_smaller(&mut self) {
+        let OrdSet::Sparse(v) = self else { return };
+        let (Some(&first), Some(&last)) = (v.first(), v.last()) else {
+            return;
+        };
+        let base = first & !63;
+        let span_words = usize::try_from((last - base) / 64 + 1).unwrap_or(usize::MAX);
+        if v.len() < 4 || span_words.saturating_mul(8) > 8 * v.len() {
+            return;
+        }
+        let mut words = vec![0u64; span_words];
+        for &o in v.iter() {
+            let off = o - base;
+            words[(off / 64) as usize] |= 1 << (off % 64);
+        }
+        *self = OrdSet::Dense {
+            base,
+            words,
+            len: v.len(),
+        };
+    }
+}
+
+/// The message a peer originates at `at` with `body` (line breaks become spaces).
+pub fn originated_message(
+    origin: NodeAddr,
+    at: Time,
+    wall_offset_micros: u64,
+    body: &str,
+) -> Gossip {
+    Gossip::new(
+        Timestamp::at(at, wall_offset_micros),
+        origin,
+        body.replace(['\n', '\r'], " "),
+    )
 }
 
 impl PeerNode {
     pub(super) fn originate_next(&mut self) {
         let body = format!("#{}", self.originated + 1);
-        self.originate(body);
+        self.originate(&body);
         if self.originated < self.cfg.gossip_count {
-            self.out
-                .arm(TimerId::Gossip, self.now + self.cfg.gossip_interval);
+            self.arm_gossip(self.now + self.cfg.gossip_interval);
         }
     }
 
-    pub(super) fn originate(&mut self, body: String) {
+    /// Arms the gossip timer for `at` and has the memo start on the message it will make then.
+    pub(super) fn arm_gossip(&mut self, at: Time) {
+        self.out.arm(TimerId::Gossip, at);
+        let body = format!("#{}", self.originated + 1);
+        let next = originated_message(self.addr, at, self.cfg.wall_offset_micros, &body);
+        self.memo.prefetch(next);
+    }
+
+    pub(super) fn originate(&mut self, body: &str) {
         self.originated += 1;
-        let ts = Timestamp::at(self.now, self.cfg.wall_offset_micros);
-        let message = Arc::new(Gossip {
-            ts,
-            origin: self.addr,
+        let message = Arc::new(originated_message(
+            self.addr,
+            self.now,
+            self.cfg.wall_offset_micros,
             body,
-        });
-        let key = self.memo.key(&message);
-        self.seen.insert(key, self.now);
+        ));
+        let ord = self.memo.ordinal(&message);
+        self.seen.insert(ord, self.now);
         let sent_to = self.flood(&message, None);
         let seq = self.originated;
         self.out.event(Event::GossipOriginated {
@@ -90,8 +250,8 @@ impl PeerNode {
     }
 
     pub(super) fn gossip_in(&mut self, from: NodeAddr, message: Arc<Gossip>) {
-        let key = self.memo.key(&message);
-        if !self.seen.insert(key, self.now) {
+        let ord = self.memo.ordinal(&message);
+        if !self.seen.insert(ord, self.now) {
             self.out.event(Event::DuplicateDropped { message, from });
             return;
         }
@@ -106,11 +266,11 @@ impl PeerNode {
     /// Sends `message` to every connected neighbour except `except`; returns how many.
     fn flood(&mut self, message: &Arc<Gossip>, except: Option<NodeAddr>) -> usize {
         let mut sent = 0;
-        for (peer, n) in &self.neighbours {
+        for (peer, n) in self.neighbours.iter() {
             if Some(*peer) == except {
                 continue;
             }
-            if let Some(conn) = n.conn {
+            if let Some(conn) = n.conn() {
                 self.out.send(conn, Message::Gossip(Arc::clone(message)));
                 sent += 1;
             }
@@ -119,8 +279,76 @@ impl PeerNode {
     }
 
     pub(super) fn sweep_seen(&mut self) {
-        self.seen.expire(self.now);
+        self.seen.rotate(self.now);
         let next = self.now + self.cfg.seen_ttl;
         self.out.arm(TimerId::SeenSweep, next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever the ordinals (dense runs, far outliers, any order), an `OrdSet` holds
+        /// exactly what a `BTreeSet` holds.
+        #[test]
+        fn an_ordinal_set_is_a_set(ords in prop::collection::vec(
+            prop_oneof![0u64..200, 0u64..5, 1_000_000u64..1_000_010, any::<u64>()], 0..400)) {
+            let mut s = OrdSet::default();
+            let mut b = BTreeSet::new();
+            for o in ords {
+                let new = !s.contains(o);
+                prop_assert_eq!(new, !b.contains(&o));
+                if new {
+                    s.insert(o);
+                    b.insert(o);
+                }
+                prop_assert_eq!(s.len(), b.len());
+            }
+            prop_assert_eq!(s.iter(), b.iter().copied().collect::<Vec<_>>());
+            if let OrdSet::Dense { words, len, .. } = &s {
+                prop_assert!(words.len() * 8 <= 8 * len + 2 * DENSE_SLACK_BYTES);
+            }
+        }
+    }
+
+    #[test]
+    fn a_flood_of_consecutive_messages_costs_a_bit_each() {
+        let mut s = OrdSet::default();
+        for o in (1000..1100).rev() {
+            s.insert(o);
+        }
+        let OrdSet::Dense { words, len, .. } = &s else {
+            panic!("100 consecutive ordinals stay sparse: {s:?}")
+        };
+        assert_eq!((*len, words.len()), (100, 3));
+    }
+
+    #[test]
+    fn seen_entries_expire_at_the_first_sweep_at_least_ttl_after_them() {
+        let ttl = 600_000_000u64;
+        let mut seen = SeenSet::default();
+        assert!(seen.insert(1, Time(5)), "before bootstrap");
+        seen.start(Time(10));
+        assert!(seen.insert(2, Time(10)), "at the arming time, after arming");
+        assert!(seen.insert(3, Time(11)));
+        assert!(!seen.insert(1, Time(12)));
+        seen.rotate(Time(10 + ttl));
+        // 1 and 2 were made at or before 10 = this sweep's time minus ttl: gone.
+        assert!(seen.insert(1, Time(10 + ttl)));
+        assert!(seen.insert(2, Time(10 + ttl + 1)));
+        assert!(!seen.insert(3, Time(10 + ttl + 2)), "3 is younger than ttl");
+        seen.rotate(Time(10 + 2 * ttl));
+        assert!(seen.insert(3, Time(10 + 2 * ttl)));
+        assert!(
+            !seen.insert(2, Time(10 + 2 * ttl)),
+            "2 came back after the last sweep"
+        );
+        assert_eq!(seen.len(), 2);
     }
 }

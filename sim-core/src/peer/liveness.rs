@@ -13,8 +13,8 @@ impl PeerNode {
         let ts = Timestamp::at(self.now, self.cfg.wall_offset_micros);
         let (me, misses_max) = (self.addr, self.cfg.misses_max);
         let mut dead = Vec::new();
-        for (peer, n) in &mut self.neighbours {
-            if n.awaiting || n.conn.is_none() {
+        for (peer, n) in self.neighbours.iter_mut() {
+            if n.awaiting || n.conn().is_none() {
                 n.misses += 1;
                 self.out.event(Event::LivenessMissed {
                     peer: *peer,
@@ -25,7 +25,7 @@ impl PeerNode {
                     continue;
                 }
             }
-            if let Some(conn) = n.conn {
+            if let Some(conn) = n.conn() {
                 self.out.send(
                     conn,
                     Message::LivenessRequest {

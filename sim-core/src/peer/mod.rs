@@ -9,7 +9,8 @@ mod gossip;
 mod liveness;
 mod neighbours;
 
-use std::collections::{BTreeMap, BTreeSet};
+pub use gossip::originated_message;
+
 use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
@@ -18,8 +19,10 @@ use crate::addr::NodeAddr;
 use crate::digest::DigestMemo;
 use crate::limits::CONNECTIONS_MAX;
 use crate::node::{ConnId, Event, Input, Node, Outbox, Output, TimerId};
+use crate::rng::CompactRng;
 use crate::time::{Duration, Time};
 use crate::topology::Topology;
+use crate::vecmap::{VecMap, VecSet};
 use crate::wire::{Message, WireError};
 
 use bootstrap::SeedLink;
@@ -80,40 +83,53 @@ enum Role {
     Seed(NodeAddr),
     /// We dialed `NodeAddr` and sent hello; waiting for its hello or refusal.
     HelloSent(NodeAddr),
-    /// Someone dialed us; waiting for their hello.
-    Inbound,
+    /// Someone dialed us from this socket address; waiting for their hello.
+    Inbound(NodeAddr),
     /// An established neighbour link.
     Neighbour(NodeAddr),
+}
+
+impl Role {
+    /// Who is at the other end: its listening address, or for an inbound connection before
+    /// its hello, its socket address.
+    fn remote(self) -> NodeAddr {
+        match self {
+            Role::Seed(a) | Role::HelloSent(a) | Role::Inbound(a) | Role::Neighbour(a) => a,
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Conn {
     role: Role,
-    remote: NodeAddr,
     bad_frames: u32,
 }
 
 /// The peer machine.
+///
+/// Its tables are sorted vectors ([`VecMap`], [`VecSet`]), iterated in the same order as the
+/// B-trees they replace, and its configuration, seed list and RNG are shared or compact: a
+/// simulation holds a million of these.
 pub struct PeerNode {
     addr: NodeAddr,
-    cfg: PeerConfig,
     capacity: usize,
-    rng: ChaCha8Rng,
+    cfg: Arc<PeerConfig>,
+    rng: CompactRng,
     memo: Arc<DigestMemo>,
     out: Outbox,
     now: Time,
-    conns: BTreeMap<ConnId, Conn>,
+    conns: VecMap<ConnId, Conn>,
     /// Deadlines of connections still in their handshake.
-    handshakes: BTreeMap<ConnId, Time>,
-    seed_addrs: Vec<NodeAddr>,
+    handshakes: VecMap<ConnId, Time>,
+    seed_addrs: Arc<[NodeAddr]>,
     seeds: Vec<SeedLink>,
     bootstrapped: bool,
-    known: BTreeSet<NodeAddr>,
+    known: VecSet<NodeAddr>,
     /// Degrees of known peers as the seeds' lists last gave them (preferential attachment).
-    degrees: BTreeMap<NodeAddr, u32>,
-    neighbours: BTreeMap<NodeAddr, Neighbour>,
+    degrees: VecMap<NodeAddr, u32>,
+    neighbours: VecMap<NodeAddr, Neighbour>,
     /// Peers we asked to be neighbours and have no answer from yet.
-    dialing: BTreeSet<NodeAddr>,
+    dialing: VecSet<NodeAddr>,
     /// Known peers not yet tried since the last refresh, in random order (popped from the end).
     candidates: Vec<NodeAddr>,
     originated: u32,
@@ -129,27 +145,37 @@ impl PeerNode {
         rng: ChaCha8Rng,
         memo: Arc<DigestMemo>,
     ) -> Self {
+        Self::with_shared(addr, seeds.into(), Arc::new(cfg), rng, memo)
+    }
+
+    /// As [`PeerNode::new`], with the seed list and settings shared with other peers.
+    pub fn with_shared(
+        addr: NodeAddr,
+        seeds: Arc<[NodeAddr]>,
+        cfg: Arc<PeerConfig>,
+        rng: ChaCha8Rng,
+        memo: Arc<DigestMemo>,
+    ) -> Self {
         let capacity = cfg.topology.capacity(addr);
-        let seen = SeenSet::new(cfg.seen_ttl);
         PeerNode {
             addr,
             capacity,
-            rng,
+            rng: CompactRng::new(&rng),
             memo,
             out: Outbox::default(),
             now: Time::ZERO,
-            conns: BTreeMap::new(),
-            handshakes: BTreeMap::new(),
+            conns: VecMap::new(),
+            handshakes: VecMap::new(),
             seed_addrs: seeds,
             seeds: Vec::new(),
             bootstrapped: false,
-            known: BTreeSet::new(),
-            degrees: BTreeMap::new(),
-            neighbours: BTreeMap::new(),
-            dialing: BTreeSet::new(),
+            known: VecSet::new(),
+            degrees: VecMap::new(),
+            neighbours: VecMap::new(),
+            dialing: VecSet::new(),
             candidates: Vec::new(),
             originated: 0,
-            seen,
+            seen: SeenSet::default(),
             cfg,
         }
     }
@@ -184,7 +210,7 @@ impl PeerNode {
             debug_assert!(false, "driver fed a message on {conn}, which is not open");
             return;
         };
-        let (role, remote) = (c.role, c.remote);
+        let role = c.role;
         match (role, msg) {
             (_, Message::LivenessRequest { ts, addr }) => {
                 self.out.send(
@@ -199,18 +225,14 @@ impl PeerNode {
             (Role::Seed(seed), Message::Registered) => self.registered(seed),
             (Role::Seed(seed), Message::PeerList { peers }) => self.peer_list(seed, peers),
             (Role::Seed(_), Message::DeadNode(d)) => self.dead_notice(d.dead, d.reporter),
-            (Role::Inbound, Message::Hello { addr }) => self.hello_in(conn, addr),
+            (Role::Inbound(_), Message::Hello { addr }) => self.hello_in(conn, addr),
             (Role::HelloSent(peer), Message::Hello { .. }) => self.hello_accepted(conn, peer),
             (Role::HelloSent(peer), Message::Refuse { reason }) => self.refused(conn, peer, reason),
             (Role::Neighbour(peer), Message::Gossip(g)) => self.gossip_in(peer, g),
             (Role::Neighbour(peer), Message::LivenessReply { .. }) => self.reply_in(peer),
             (role, other) => {
-                let from = match role {
-                    Role::Seed(a) | Role::HelloSent(a) | Role::Neighbour(a) => a,
-                    Role::Inbound => remote,
-                };
                 self.out.event(Event::UnexpectedMessage {
-                    from,
+                    from: role.remote(),
                     kind: other.kind(),
                 });
             }
@@ -231,8 +253,7 @@ impl PeerNode {
             self.conns.insert(
                 conn,
                 Conn {
-                    role: Role::Inbound,
-                    remote,
+                    role: Role::Inbound(remote),
                     bad_frames: 0,
                 },
             );
@@ -261,7 +282,7 @@ impl PeerNode {
         match c.role {
             Role::Seed(seed) => self.seed_lost(seed),
             Role::HelloSent(peer) => self.dial_ended(peer),
-            Role::Inbound => {}
+            Role::Inbound(_) => {}
             Role::Neighbour(peer) => self.neighbour_disconnected(peer, conn),
         }
     }
@@ -277,14 +298,11 @@ impl PeerNode {
             return;
         };
         c.bad_frames += 1;
-        let from = match c.role {
-            Role::Seed(a) | Role::HelloSent(a) | Role::Neighbour(a) => a,
-            Role::Inbound => c.remote,
-        };
+        let from = c.role.remote();
         let closed = c.bad_frames >= self.cfg.bad_frames_max;
         self.out.event(Event::MalformedFrame {
             from,
-            error,
+            error: Box::new(error),
             closed,
         });
         if closed {
@@ -326,7 +344,7 @@ impl Node for PeerNode {
             Input::Malformed { conn, error } => self.malformed(conn, error),
             Input::Closed { conn } => self.conn_gone(conn),
             Input::Timer(t) => self.timer(t),
-            Input::Originate { body } => self.originate(body.replace(['\n', '\r'], " ")),
+            Input::Originate { body } => self.originate(&body),
         }
     }
 

@@ -14,18 +14,27 @@ use crate::limits::HANDSHAKES_MAX;
 use crate::node::{ConnId, Event, Output, RemovalReason, TimerId};
 use crate::wire::{Message, RefuseReason};
 
-/// What a peer knows of one neighbour.
+/// What a peer knows of one neighbour (16 bytes).
 #[derive(Debug)]
 pub(super) struct Neighbour {
-    /// The open connection; `None` once it closed (liveness then counts misses until the
-    /// neighbour is declared dead, or it reconnects).
-    pub(super) conn: Option<ConnId>,
+    /// The connection, valid while `open`.
+    conn: ConnId,
     /// Consecutive missed liveness replies.
     pub(super) misses: u32,
+    /// The connection is open; once it closed, liveness counts misses until the neighbour
+    /// is declared dead, or it reconnects.
+    open: bool,
     /// A liveness request is unanswered.
     pub(super) awaiting: bool,
     /// We dialed it (it counts toward the links a `uniform` or `preferential` peer opens).
     pub(super) outbound: bool,
+}
+
+impl Neighbour {
+    /// The open connection, if any.
+    pub(super) fn conn(&self) -> Option<ConnId> {
+        self.open.then_some(self.conn)
+    }
 }
 
 impl PeerNode {
@@ -65,7 +74,6 @@ impl PeerNode {
             conn,
             Conn {
                 role: Role::HelloSent(peer),
-                remote: peer,
                 bad_frames: 0,
             },
         );
@@ -107,7 +115,7 @@ impl PeerNode {
         }
         if let Some(n) = self.neighbours.get(&peer) {
             // A neighbour whose connection closed is back (e.g. restarted): take the new link.
-            return if n.conn.is_none() {
+            return if n.conn().is_none() {
                 Ok(())
             } else {
                 Err(RefuseReason::Duplicate)
@@ -151,7 +159,11 @@ impl PeerNode {
     pub(super) fn hello_accepted(&mut self, conn: ConnId, peer: NodeAddr) {
         self.handshakes.remove(&conn);
         self.dialing.remove(&peer);
-        if self.neighbours.get(&peer).is_some_and(|n| n.conn.is_some()) {
+        if self
+            .neighbours
+            .get(&peer)
+            .is_some_and(|n| n.conn().is_some())
+        {
             self.close(conn);
             return;
         }
@@ -168,8 +180,9 @@ impl PeerNode {
             c.role = Role::Neighbour(peer);
         }
         let n = Neighbour {
-            conn: Some(conn),
+            conn,
             misses: 0,
+            open: true,
             awaiting: false,
             outbound,
         };
@@ -184,9 +197,9 @@ impl PeerNode {
 
     pub(super) fn neighbour_disconnected(&mut self, peer: NodeAddr, conn: ConnId) {
         if let Some(n) = self.neighbours.get_mut(&peer)
-            && n.conn == Some(conn)
+            && n.conn() == Some(conn)
         {
-            n.conn = None;
+            n.open = false;
         }
     }
 
@@ -194,7 +207,7 @@ impl PeerNode {
         let Some(n) = self.neighbours.remove(&peer) else {
             return;
         };
-        if let Some(conn) = n.conn {
+        if let Some(conn) = n.conn() {
             self.close(conn);
         }
         let degree = self.neighbours.len();
@@ -216,9 +229,8 @@ impl PeerNode {
             .collect();
         for conn in expired {
             if let Some(c) = self.conns.get(&conn)
-                && c.role == Role::Inbound
+                && let Role::Inbound(from) = c.role
             {
-                let from = c.remote;
                 self.out.event(Event::HandshakeTimedOut { from });
             }
             self.close(conn);
@@ -240,9 +252,10 @@ impl PeerNode {
         if self.cfg.topology.by_degree() {
             let degrees = &self.degrees;
             let weight = |p: &NodeAddr| f64::from(degrees.get(p).copied().unwrap_or(0).max(1));
-            self.candidates = weighted_order(&mut self.rng, c, weight);
+            self.candidates = self.rng.with(|rng| weighted_order(rng, c, weight));
         } else {
-            c.shuffle(&mut self.rng);
+            self.rng.with(|rng| c.shuffle(rng));
+            c.shrink_to_fit();
             self.candidates = c;
         }
     }

@@ -167,11 +167,11 @@ fn events(outs: &[Output]) -> Vec<&Event> {
 }
 
 fn gossip(body: &str, origin: &str) -> Arc<Gossip> {
-    Arc::new(Gossip {
-        ts: Timestamp::parse("1.5").unwrap(),
-        origin: a(origin),
-        body: body.into(),
-    })
+    Arc::new(Gossip::new(
+        Timestamp::parse("1.5").unwrap(),
+        a(origin),
+        body.into(),
+    ))
 }
 
 #[test]

@@ -1,0 +1,206 @@
+//! Sorted-vector maps and sets for the small tables of a node: the same order as a
+//! `BTreeMap` (so every decision that iterates them is unchanged), a few bytes an entry
+//! instead of a B-tree node's worth, and look-ups by binary search over contiguous memory.
+//! A simulated network holds a million of each, with a handful of entries in most.
+
+/// A map kept as a vector sorted by key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VecMap<K, V> {
+    entries: Vec<(K, V)>,
+}
+
+impl<K, V> Default for VecMap<K, V> {
+    fn default() -> Self {
+        VecMap {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<K: Ord, V> VecMap<K, V> {
+    /// An empty map (allocates nothing).
+    pub const fn new() -> Self {
+        VecMap {
+            entries: Vec::new(),
+        }
+    }
+
+    fn find(&self, k: &K) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(key, _)| key.cmp(k))
+    }
+
+    /// Entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// No entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The value of `k`.
+    pub fn get(&self, k: &K) -> Option<&V> {
+        self.find(k).ok().map(|i| &self.entries[i].1)
+    }
+
+    /// The value of `k`, to change.
+    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        match self.find(k) {
+            Ok(i) => Some(&mut self.entries[i].1),
+            Err(_) => None,
+        }
+    }
+
+    /// Whether `k` is there.
+    pub fn contains_key(&self, k: &K) -> bool {
+        self.find(k).is_ok()
+    }
+
+    /// Sets `k` to `v`; the value it replaces, if any.
+    pub fn insert(&mut self, k: K, v: V) -> Option<V> {
+        match self.find(&k) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, v)),
+            Err(i) => {
+                self.entries.insert(i, (k, v));
+                None
+            }
+        }
+    }
+
+    /// Removes `k`; its value, if it was there.
+    pub fn remove(&mut self, k: &K) -> Option<V> {
+        let i = self.find(k).ok()?;
+        let v = self.entries.remove(i).1;
+        self.shrink();
+        Some(v)
+    }
+
+    /// Entries in key order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + ExactSizeIterator {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+
+    /// Entries in key order, values to change.
+    pub fn iter_mut(&mut self) -> impl DoubleEndedIterator<Item = (&K, &mut V)> {
+        self.entries.iter_mut().map(|(k, v)| (&*k, v))
+    }
+
+    /// Keys in order.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &K> + ExactSizeIterator {
+        self.entries.iter().map(|(k, _)| k)
+    }
+
+    /// Values in key order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator {
+        self.entries.iter().map(|(_, v)| v)
+    }
+
+    /// Keeps the entries `keep` says yes to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        self.entries.retain_mut(|(k, v)| keep(k, v));
+        self.shrink();
+    }
+
+    /// Gives back memory a table that shrank a lot no longer needs.
+    fn shrink(&mut self) {
+        if self.entries.capacity() > 8 && self.entries.len() < self.entries.capacity() / 4 {
+            self.entries.shrink_to(self.entries.len() * 2);
+        }
+    }
+
+    /// Gives back all spare memory.
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+    }
+}
+
+/// A set kept as a sorted vector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VecSet<K> {
+    map: VecMap<K, ()>,
+}
+
+impl<K> Default for VecSet<K> {
+    fn default() -> Self {
+        VecSet {
+            map: VecMap::default(),
+        }
+    }
+}
+
+impl<K: Ord> VecSet<K> {
+    /// An empty set.
+    pub const fn new() -> Self {
+        VecSet { map: VecMap::new() }
+    }
+
+    /// Members.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// No members.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Whether `k` is a member.
+    pub fn contains(&self, k: &K) -> bool {
+        self.map.contains_key(k)
+    }
+
+    /// Adds `k`; false if it was a member already.
+    pub fn insert(&mut self, k: K) -> bool {
+        self.map.insert(k, ()).is_none()
+    }
+
+    /// Removes `k`; false if it was not a member.
+    pub fn remove(&mut self, k: &K) -> bool {
+        self.map.remove(k).is_some()
+    }
+
+    /// Members in order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &K> + ExactSizeIterator {
+        self.map.keys()
+    }
+
+    /// Gives back all spare memory.
+    pub fn shrink_to_fit(&mut self) {
+        self.map.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any sequence of operations leaves the same entries, in the same order, as a
+        /// `BTreeMap` given the same operations.
+        #[test]
+        fn a_vec_map_behaves_like_a_btree_map(ops in prop::collection::vec((0u8..4, 0u16..40, any::<u32>()), 0..300)) {
+            let mut m = VecMap::new();
+            let mut b = BTreeMap::new();
+            for (op, k, v) in ops {
+                match op {
+                    0 | 1 => prop_assert_eq!(m.insert(k, v), b.insert(k, v)),
+                    2 => prop_assert_eq!(m.remove(&k), b.remove(&k)),
+                    _ => {
+                        m.retain(|key, _| key % 7 != u16::try_from(v % 7).unwrap_or(0));
+                        b.retain(|key, _| key % 7 != u16::try_from(v % 7).unwrap_or(0));
+                    }
+                }
+                prop_assert_eq!(m.get(&k), b.get(&k));
+                prop_assert_eq!(m.len(), b.len());
+            }
+            let got: Vec<_> = m.iter().map(|(k, v)| (*k, *v)).collect();
+            let want: Vec<_> = b.iter().map(|(k, v)| (*k, *v)).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}
