@@ -2,21 +2,21 @@
 //! per-node RNGs derived from the run seed, TCP-like links and faults as data.
 //!
 //! The same binary, configuration and seed give the same trace, byte for byte; the trace's
-//! SHA-256 is the run's fingerprint.
+//! SHA-256 (over compact binary records, see [`trace`]) is the run's fingerprint.
 
 mod faults;
 pub mod layout;
 mod net;
+mod queue;
+mod trace;
 
-use core::cmp::Ordering;
-use core::fmt::{self, Write as _};
-use std::collections::{BTreeMap, BinaryHeap};
+use core::fmt;
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use sha2::{Digest as _, Sha256};
 
 pub use faults::Fault;
 pub use net::Latency;
@@ -28,7 +28,10 @@ use crate::node::{ConnId, Event, Input, Node, Output, TimerId};
 use crate::peer::{PeerConfig, PeerNode};
 use crate::seed::{SeedConfig, SeedNode};
 use crate::time::{Duration, Time};
+use crate::wire::{Gossip, Message, Timestamp};
 use net::Network;
+use queue::{Entry, Kind, Queue};
+use trace::Trace;
 
 /// Everything that defines a simulated run.
 #[derive(Clone, Debug, PartialEq)]
@@ -230,109 +233,10 @@ pub struct WorldStats {
     pub messages_delivered: u64,
     /// Connections opened.
     pub connections: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Status {
-    /// Not started yet.
-    Waiting,
-    Up,
-    Crashed,
-    Silent,
-}
-
-enum Machine {
-    Seed(Box<SeedNode>),
-    Peer(Box<PeerNode>),
-}
-
-impl Machine {
-    fn node(&mut self) -> &mut dyn Node {
-        match self {
-            Machine::Seed(s) => s.as_mut(),
-            Machine::Peer(p) => p.as_mut(),
-        }
-    }
-}
-
-struct Slot {
-    addr: NodeAddr,
-    status: Status,
-    incarnation: u32,
-    machine: Machine,
-}
-
-enum Action {
-    Start {
-        node: usize,
-    },
-    Timer {
-        node: usize,
-        incarnation: u32,
-        timer: TimerId,
-    },
-    Deliver {
-        link: u64,
-        to: usize,
-        msg: Message,
-    },
-    CloseArrives {
-        link: u64,
-        to: usize,
-    },
-    SynArrives {
-        link: u64,
-    },
-    SynAckArrives {
-        link: u64,
-    },
-    ConnectFails {
-        node: usize,
-        incarnation: u32,
-        addr: NodeAddr,
-    },
-    Fault(usize),
-    PartitionHeals(usize),
-    Originate {
-        peer: usize,
-        body: String,
-    },
-}
-
-use crate::wire::Message;
-
-struct Scheduled {
-    at: Time,
-    seq: u64,
-    action: Action,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    /// Reversed, so that `BinaryHeap` pops the earliest `(time, sequence)` first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
-/// Feeds formatted text into a SHA-256 without allocating.
-struct HashWriter<'a>(&'a mut Sha256);
-
-impl fmt::Write for HashWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.update(s.as_bytes());
-        Ok(())
-    }
+    /// Queue entries waiting now.
+    pub queued: u64,
+    /// Link slots in use now (open links and closed ones not yet reusable).
+    pub link_slots: u64,
 }
 
 /// A sub-seed for one stream of randomness (SplitMix64 over the run seed and the stream's
@@ -377,110 +281,159 @@ const STREAM_NET: u64 = 1;
 const STREAM_SEED: u64 = 2;
 const STREAM_PEER: u64 = 3;
 
+/// What a world holds of a node besides its machine.
+#[derive(Clone, Copy, Debug)]
+struct NodeSlot {
+    addr: NodeAddr,
+    status: Status,
+    incarnation: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    /// Not started yet.
+    Waiting,
+    Up,
+    Crashed,
+    Silent,
+}
+
+/// What does not fit a queue entry.
+enum Payload {
+    Free,
+    Msg(Message),
+    ConnectFailed { incarnation: u32, addr: NodeAddr },
+    Body(String),
+}
+
+/// How an address maps to a node.
+enum Index {
+    /// The default layout: computed.
+    Layout,
+    /// Explicit addresses (look-ups only, never iterated).
+    Map(HashMap<NodeAddr, u32>),
+}
+
 /// The simulated world: nodes, links, the event queue and the trace.
+///
+/// Nodes are numbered densely (seeds first, then peers) and addressed by index everywhere:
+/// machines in two vectors, links in a slab whose slots the connection ids name, queue entries
+/// of 16 bytes with larger payloads in a slab beside them, and each gossip message held once
+/// in a table by its memo ordinal while copies of it are in flight.
 pub struct World {
     cfg: SimConfig,
     now: Time,
-    seq: u64,
-    queue: BinaryHeap<Scheduled>,
-    slots: Vec<Slot>,
-    index: BTreeMap<NodeAddr, usize>,
+    queue: Queue,
+    nodes: Vec<NodeSlot>,
+    seed_nodes: Vec<SeedNode>,
+    peer_nodes: Vec<PeerNode>,
+    index: Index,
     net: Network,
     rng: ChaCha8Rng,
     memo: Arc<DigestMemo>,
-    trace: Sha256,
-    trace_out: Option<Box<dyn Write>>,
+    trace: Trace,
     stats: WorldStats,
-    line: String,
+    payloads: Vec<Payload>,
+    free_payloads: Vec<u32>,
+    /// In-flight gossip by ordinal, with the number of queued deliveries of it.
+    gossip: Vec<Option<(Arc<Gossip>, u32)>>,
+    seed_list: Arc<[NodeAddr]>,
+    peer_cfg: Arc<PeerConfig>,
 }
 
 impl World {
     /// A world ready to run `cfg` (validated first). `memo` computes digests; pass one
-    /// with a stopwatch to measure hashing time.
+    /// with a stopwatch to measure hashing time, or with a pool to hash in parallel.
     pub fn new(cfg: SimConfig, memo: Arc<DigestMemo>) -> Result<Self, String> {
         cfg.validate()?;
-        let seeds = cfg.seed_addrs();
-        let mut slots = Vec::with_capacity(cfg.seeds + cfg.peers);
+        let seed_list: Arc<[NodeAddr]> = cfg.seed_addrs().into();
+        let peer_cfg = Arc::new(cfg.peer.clone());
+        let mut nodes = Vec::with_capacity(cfg.seeds + cfg.peers);
+        let mut seed_nodes = Vec::with_capacity(cfg.seeds);
         for j in 0..cfg.seeds {
-            slots.push(Self::make_seed(&cfg, j, 0));
+            let addr = cfg.seed_addr(j);
+            let rng = node_rng(cfg.seed, STREAM_SEED, j, 0);
+            seed_nodes.push(SeedNode::new(addr, cfg.seed_node.clone(), rng));
+            nodes.push(NodeSlot {
+                addr,
+                status: Status::Waiting,
+                incarnation: 0,
+            });
         }
+        let mut peer_nodes = Vec::with_capacity(cfg.peers);
         for i in 0..cfg.peers {
-            slots.push(Self::make_peer(&cfg, &seeds, &memo, i, 0));
+            let addr = cfg.peer_addr(i);
+            peer_nodes.push(Self::make_peer(&cfg, &seed_list, &peer_cfg, &memo, i, 0));
+            nodes.push(NodeSlot {
+                addr,
+                status: Status::Waiting,
+                incarnation: 0,
+            });
         }
-        let index = slots.iter().enumerate().map(|(i, s)| (s.addr, i)).collect();
+        let index = match &cfg.addresses {
+            None => Index::Layout,
+            Some(_) => Index::Map(
+                nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.addr, i as u32))
+                    .collect(),
+            ),
+        };
         let mut w = World {
             net: Network::new(&cfg.faults, cfg.seeds),
             rng: ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, STREAM_NET, 0, 0)),
             now: Time::ZERO,
-            seq: 0,
-            queue: BinaryHeap::new(),
-            slots,
+            queue: Queue::default(),
+            nodes,
+            seed_nodes,
+            peer_nodes,
             index,
             memo,
-            trace: Sha256::new(),
-            trace_out: None,
+            trace: Trace::new(),
             stats: WorldStats::default(),
-            line: String::new(),
+            payloads: Vec::new(),
+            free_payloads: Vec::new(),
+            gossip: Vec::new(),
+            seed_list,
+            peer_cfg,
             cfg,
         };
         for j in 0..w.cfg.seeds {
-            w.schedule(Time::ZERO, Action::Start { node: j });
+            w.schedule(Time::ZERO, Entry::new(Kind::Start, j as u32, 0));
         }
         for i in 0..w.cfg.peers {
             let at = Time::ZERO + w.cfg.join_interval.times(i as u64 + 1);
-            w.schedule(
-                at,
-                Action::Start {
-                    node: w.cfg.seeds + i,
-                },
-            );
+            let node = (w.cfg.seeds + i) as u32;
+            w.schedule(at, Entry::new(Kind::Start, node, 0));
         }
         for k in 0..w.cfg.faults.len() {
             let at = w.cfg.faults[k].at();
-            w.schedule(at, Action::Fault(k));
+            w.schedule(at, Entry::new(Kind::Fault, k as u32, 0));
         }
         Ok(w)
     }
 
-    fn make_seed(cfg: &SimConfig, j: usize, incarnation: u32) -> Slot {
-        let addr = cfg.seed_addr(j);
-        let rng = node_rng(cfg.seed, STREAM_SEED, j, incarnation);
-        let machine = Machine::Seed(Box::new(SeedNode::new(addr, cfg.seed_node.clone(), rng)));
-        Slot {
-            addr,
-            status: Status::Waiting,
-            incarnation,
-            machine,
-        }
-    }
-
     fn make_peer(
         cfg: &SimConfig,
-        seeds: &[NodeAddr],
+        seeds: &Arc<[NodeAddr]>,
+        peer_cfg: &Arc<PeerConfig>,
         memo: &Arc<DigestMemo>,
         i: usize,
         incarnation: u32,
-    ) -> Slot {
-        let addr = cfg.peer_addr(i);
-        let rng = node_rng(cfg.seed, STREAM_PEER, i, incarnation);
-        let peer = PeerNode::new(
-            addr,
-            seeds.to_vec(),
-            cfg.peer.clone(),
-            rng,
+    ) -> PeerNode {
+        PeerNode::with_shared(
+            cfg.peer_addr(i),
+            Arc::clone(seeds),
+            Arc::clone(peer_cfg),
+            node_rng(cfg.seed, STREAM_PEER, i, incarnation),
             Arc::clone(memo),
-        );
-        Slot {
-            addr,
-            status: Status::Waiting,
-            incarnation,
-            machine: Machine::Peer(Box::new(peer)),
-        }
+        )
     }
 
     /// Also write every trace line to `out`.
     pub fn set_trace_output(&mut self, out: Box<dyn Write>) {
-        self.trace_out = Some(out);
+        self.trace.set_text(out);
     }
 
     /// The configuration.
@@ -495,7 +448,11 @@ impl World {
 
     /// Counters so far.
     pub fn stats(&self) -> WorldStats {
-        self.stats
+        WorldStats {
+            queued: self.queue.len() as u64,
+            link_slots: self.net.slots() as u64,
+            ..self.stats
+        }
     }
 
     /// The digest shared by the nodes.
@@ -503,33 +460,33 @@ impl World {
         &self.memo
     }
 
-    /// SHA-256 of the trace so far, hex.
+    /// SHA-256 of the trace so far (its binary records; see the `trace` module), hex.
     pub fn trace_digest(&self) -> String {
-        crate::digest::hex(&self.trace.clone().finalize())
+        self.trace.digest()
     }
 
     /// Peer `i`, if it is running (not crashed or silent).
     pub fn peer(&self, i: usize) -> Option<&PeerNode> {
-        let slot = self.slots.get(self.cfg.seeds + i)?;
-        match (&slot.machine, slot.status) {
-            (Machine::Peer(p), Status::Up) => Some(p),
-            _ => None,
-        }
+        let slot = self.nodes.get(self.cfg.seeds + i)?;
+        (slot.status == Status::Up).then(|| &self.peer_nodes[i])
     }
 
     /// Seed `j`, if it is running.
     pub fn seed(&self, j: usize) -> Option<&SeedNode> {
-        let slot = self.slots.get(j).filter(|_| j < self.cfg.seeds)?;
-        match (&slot.machine, slot.status) {
-            (Machine::Seed(s), Status::Up) => Some(s),
-            _ => None,
-        }
+        let slot = self.nodes.get(j).filter(|_| j < self.cfg.seeds)?;
+        (slot.status == Status::Up).then(|| &self.seed_nodes[j])
     }
 
     /// Has peer `peer` originate a gossip message with `body` at `at` (if it is running then).
     pub fn originate_at(&mut self, peer: usize, at: Time, body: String) {
         if peer < self.cfg.peers {
-            self.schedule(at, Action::Originate { peer, body });
+            let addr = self.cfg.peer_addr(peer);
+            let at = at.max(self.now);
+            let offset = self.cfg.peer.wall_offset_micros;
+            self.memo
+                .prefetch(crate::peer::originated_message(addr, at, offset, &body));
+            let b = self.put_payload(Payload::Body(body));
+            self.schedule(at, Entry::new(Kind::Originate, peer as u32, b));
         }
     }
 
@@ -540,227 +497,364 @@ impl World {
 
     /// Processes every queued action due at or before `end`, then sets the clock to `end`.
     pub fn run_until(&mut self, end: Time, obs: &mut dyn Observer) {
-        while self.queue.peek().is_some_and(|s| s.at <= end) {
-            let Some(next) = self.queue.pop() else { break };
-            debug_assert!(next.at >= self.now, "the queue never yields the past");
-            self.now = next.at;
+        while self.queue.peek_time().is_some_and(|t| t <= end) {
+            let Some((at, entry)) = self.queue.pop() else {
+                break;
+            };
+            debug_assert!(at >= self.now, "the queue never yields the past");
+            self.now = at;
             self.stats.events_processed += 1;
-            self.act(next.action, obs);
+            self.act(entry, obs);
         }
         self.now = self.now.max(end);
-        if let Some(out) = self.trace_out.as_mut() {
-            // The trace file is a by-product; a full disk must not stop the run.
-            let _ = out.flush();
+        self.trace.flush();
+    }
+
+    fn schedule(&mut self, at: Time, e: Entry) {
+        self.queue.push(at.max(self.now), e);
+    }
+
+    /// Schedules an entry that refers to link `slot`.
+    fn schedule_on_link(&mut self, at: Time, e: Entry) {
+        self.net.hold(e.a);
+        self.schedule(at, e);
+    }
+
+    fn put_payload(&mut self, p: Payload) -> u64 {
+        match self.free_payloads.pop() {
+            Some(i) => {
+                self.payloads[i as usize] = p;
+                u64::from(i)
+            }
+            None => {
+                self.payloads.push(p);
+                (self.payloads.len() - 1) as u64
+            }
         }
     }
 
-    fn schedule(&mut self, at: Time, action: Action) {
-        self.seq += 1;
-        self.queue.push(Scheduled {
-            at: at.max(self.now),
-            seq: self.seq,
-            action,
-        });
+    fn take_payload(&mut self, b: u64) -> Payload {
+        let Some(p) = self.payloads.get_mut(b as usize) else {
+            debug_assert!(false, "entry names payload {b}, which does not exist");
+            return Payload::Free;
+        };
+        let p = std::mem::replace(p, Payload::Free);
+        // Payload indices are below the slab's length, which fits in memory.
+        self.free_payloads.push(b as u32);
+        p
     }
 
-    fn is_current(&self, node: usize, incarnation: u32) -> bool {
-        let s = &self.slots[node];
+    fn is_current(&self, node: u32, incarnation: u32) -> bool {
+        let s = &self.nodes[node as usize];
         s.status == Status::Up && s.incarnation == incarnation
     }
 
-    fn act(&mut self, action: Action, obs: &mut dyn Observer) {
-        match action {
-            Action::Start { node } => {
-                self.slots[node].status = Status::Up;
-                self.feed(node, Input::Start, obs);
+    fn act(&mut self, e: Entry, obs: &mut dyn Observer) {
+        match e.kind {
+            Kind::Start => {
+                self.nodes[e.a as usize].status = Status::Up;
+                self.feed(e.a, Input::Start, obs);
             }
-            Action::Timer {
-                node,
-                incarnation,
-                timer,
-            } => {
-                if self.is_current(node, incarnation) {
-                    self.feed(node, Input::Timer(timer), obs);
+            Kind::Timer => {
+                if self.is_current(e.a, e.b as u32) {
+                    let timer = TimerId::ALL[usize::from(e.timer)];
+                    self.feed(e.a, Input::Timer(timer), obs);
                 }
             }
-            Action::Deliver { link, to, msg } => self.deliver(link, to, msg, obs),
-            Action::CloseArrives { link, to } => self.close_arrives(link, to, obs),
-            Action::SynArrives { link } => self.syn_arrives(link, obs),
-            Action::SynAckArrives { link } => self.synack_arrives(link, obs),
-            Action::ConnectFails {
-                node,
-                incarnation,
-                addr,
-            } => {
-                if self.is_current(node, incarnation) {
-                    self.feed(node, Input::ConnectFailed { addr }, obs);
+            Kind::DeliverGossip | Kind::DeliverRequest | Kind::DeliverReply | Kind::DeliverOther => {
+                self.net.release(e.a);
+                let msg = self.materialize(e);
+                self.deliver(e.a, usize::from(e.side), msg, obs);
+            }
+            Kind::CloseArrives => {
+                self.net.release(e.a);
+                self.close_arrives(e.a, usize::from(e.side), obs);
+            }
+            Kind::SynArrives => {
+                self.net.release(e.a);
+                self.syn_arrives(e.a, obs);
+            }
+            Kind::SynAckArrives => {
+                self.net.release(e.a);
+                self.synack_arrives(e.a, obs);
+            }
+            Kind::ConnectFails => {
+                if let Payload::ConnectFailed { incarnation, addr } = self.take_payload(e.b)
+                    && self.is_current(e.a, incarnation)
+                {
+                    self.feed(e.a, Input::ConnectFailed { addr }, obs);
                 }
             }
-            Action::Fault(k) => self.fault(k, obs),
-            Action::Originate { peer, body } => {
-                let node = self.cfg.seeds + peer;
-                if self.slots[node].status == Status::Up {
-                    self.feed(node, Input::Originate { body }, obs);
-                }
-            }
-            Action::PartitionHeals(k) => {
-                let e = WorldEvent::PartitionHealed(self.cfg.faults[k].to_string());
+            Kind::Fault => self.fault(e.a as usize, obs),
+            Kind::PartitionHeals => {
+                let e = WorldEvent::PartitionHealed(self.cfg.faults[e.a as usize].to_string());
                 self.world_event(e, obs);
             }
+            Kind::Originate => {
+                if let Payload::Body(body) = self.take_payload(e.b) {
+                    let node = self.cfg.seeds as u32 + e.a;
+                    if self.nodes[node as usize].status == Status::Up {
+                        self.feed(node, Input::Originate { body }, obs);
+                    }
+                }
+            }
+            Kind::Run => debug_assert!(false, "runs never leave the queue"),
         }
     }
 
-    fn feed(&mut self, node: usize, input: Input, obs: &mut dyn Observer) {
+    /// The message a delivery entry carries, taken out of its table.
+    fn materialize(&mut self, e: Entry) -> Option<Message> {
+        let link = self.net.get_raw(e.a);
+        let side = usize::from(e.side);
+        let (from, to) = (link.ends[1 - side].node, link.ends[side].node);
+        match e.kind {
+            Kind::DeliverGossip => {
+                let slot = self.gossip.get_mut(e.b as usize)?;
+                let (g, n) = slot.as_mut()?;
+                let g = Arc::clone(g);
+                *n -= 1;
+                if *n == 0 {
+                    *slot = None;
+                }
+                Some(Message::Gossip(g))
+            }
+            Kind::DeliverRequest => Some(Message::LivenessRequest {
+                ts: Timestamp::at(Time(e.b), 0),
+                addr: self.nodes[from as usize].addr,
+            }),
+            Kind::DeliverReply => Some(Message::LivenessReply {
+                ts: Timestamp::at(Time(e.b), 0),
+                to: self.nodes[to as usize].addr,
+                from: self.nodes[from as usize].addr,
+            }),
+            _ => match self.take_payload(e.b) {
+                Payload::Msg(m) => Some(m),
+                Payload::Free | Payload::ConnectFailed { .. } | Payload::Body(_) => None,
+            },
+        }
+    }
+
+    fn feed(&mut self, node: u32, input: Input, obs: &mut dyn Observer) {
         let now = self.now;
-        self.slots[node].machine.node().handle(now, input);
-        while let Some(out) = self.slots[node].machine.node().poll_output() {
-            self.apply(node, out, obs);
+        let seeds = self.seed_nodes.len();
+        let i = node as usize;
+        if i < seeds {
+            self.seed_nodes[i].handle(now, input);
+            while let Some(out) = self.seed_nodes[i].poll_output() {
+                self.apply(node, out, obs);
+            }
+        } else {
+            self.peer_nodes[i - seeds].handle(now, input);
+            while let Some(out) = self.peer_nodes[i - seeds].poll_output() {
+                self.apply(node, out, obs);
+            }
         }
     }
 
-    fn apply(&mut self, node: usize, out: Output, obs: &mut dyn Observer) {
-        let incarnation = self.slots[node].incarnation;
+    fn apply(&mut self, node: u32, out: Output, obs: &mut dyn Observer) {
+        let incarnation = self.nodes[node as usize].incarnation;
         match out {
             Output::Connect { addr } => self.connect(node, addr),
             Output::Send { conn, msg } => {
-                let Some(to) = self.far_side(conn.0, node, incarnation) else {
+                let Some((slot, to)) = self.far_side(conn.0, node, incarnation) else {
                     return;
                 };
                 let lat = self.cfg.latency.sample(&mut self.rng);
-                if let Some(at) = self.net.arrival(conn.0, to, self.now, lat) {
-                    self.schedule(
-                        at,
-                        Action::Deliver {
-                            link: conn.0,
-                            to,
-                            msg,
-                        },
-                    );
-                }
+                let at = self.net.arrival(slot, to, self.now, lat);
+                let entry = self.delivery(slot, to, node, msg);
+                self.schedule_on_link(at, entry);
             }
             Output::Close { conn } => {
-                let Some(to) = self.far_side(conn.0, node, incarnation) else {
+                let Some((slot, to)) = self.far_side(conn.0, node, incarnation) else {
                     return;
                 };
-                if let Some(l) = self.net.links.get_mut(&conn.0) {
-                    l.ends[1 - to].open = false;
+                if let Some(l) = self.net.get_mut(slot) {
+                    l.close(1 - to);
                 }
-                self.notify_close(conn.0, to);
+                self.notify_close(slot, to);
             }
-            Output::SetTimer { at, timer } => self.schedule(
-                at,
-                Action::Timer {
-                    node,
-                    incarnation,
-                    timer,
-                },
-            ),
+            Output::SetTimer { at, timer } => {
+                let mut e = Entry::new(Kind::Timer, node, u64::from(incarnation));
+                // TimerId::ALL has five kinds.
+                e.timer = timer.index() as u8;
+                self.schedule(at, e);
+            }
             Output::Event(e) => {
                 self.stats.node_events += 1;
-                let addr = self.slots[node].addr;
-                let now = self.now;
-                self.trace_line(format_args!("{now} {addr} {e}"));
+                let addr = self.nodes[node as usize].addr;
+                self.trace.event(self.now, node, addr, &e, &self.memo);
                 obs.event(self.now, addr, &e);
             }
         }
     }
 
-    /// The side of `link` opposite `node`, if `node` (this incarnation) has it open.
-    fn far_side(&self, link: u64, node: usize, incarnation: u32) -> Option<usize> {
-        let l = self.net.links.get(&link)?;
+    /// The queue entry for `msg` from `from` towards side `to` of link `slot`: compact for
+    /// gossip and liveness, in the payload slab otherwise.
+    fn delivery(&mut self, slot: u32, to: usize, from: u32, msg: Message) -> Entry {
+        let mut e = match msg {
+            Message::Gossip(g) => match self.hold_gossip(g) {
+                Ok(ord) => Entry::new(Kind::DeliverGossip, slot, ord),
+                Err(g) => {
+                    let b = self.put_payload(Payload::Msg(Message::Gossip(g)));
+                    Entry::new(Kind::DeliverOther, slot, b)
+                }
+            },
+            Message::LivenessRequest { ts, addr }
+                if addr == self.nodes[from as usize].addr && ts.micros().is_some() =>
+            {
+                Entry::new(Kind::DeliverRequest, slot, ts.micros().unwrap_or(0))
+            }
+            Message::LivenessReply { ts, to: requester, from: replier }
+                if replier == self.nodes[from as usize].addr
+                    && requester == self.nodes[self.net.get_raw(slot).ends[to].node as usize].addr
+                    && ts.micros().is_some() =>
+            {
+                Entry::new(Kind::DeliverReply, slot, ts.micros().unwrap_or(0))
+            }
+            other => {
+                let b = self.put_payload(Payload::Msg(other));
+                Entry::new(Kind::DeliverOther, slot, b)
+            }
+        };
+        // A link has two sides.
+        e.side = to as u8;
+        e
+    }
+
+    /// Holds `g` in the gossip table for one more queued delivery; its ordinal. A different
+    /// message under the same ordinal (two identities with one digest key) goes back.
+    fn hold_gossip(&mut self, g: Arc<Gossip>) -> Result<u64, Arc<Gossip>> {
+        let ord = match self.memo.cached_ordinal(&g) {
+            Some(o) => o,
+            None => self.memo.ordinal(&g),
+        };
+        let Ok(i) = usize::try_from(ord) else {
+            return Err(g);
+        };
+        if i >= self.gossip.len() {
+            self.gossip.resize(i + 1, None);
+        }
+        match &mut self.gossip[i] {
+            Some((held, n)) if Arc::ptr_eq(held, &g) || **held == *g => {
+                *n += 1;
+                Ok(ord)
+            }
+            Some(_) => Err(g),
+            slot @ None => {
+                *slot = Some((g, 1));
+                Ok(ord)
+            }
+        }
+    }
+
+    /// The slot of the link named `conn` and the side opposite `node`, if `node` (this
+    /// incarnation) has it open.
+    fn far_side(&self, conn: u64, node: u32, incarnation: u32) -> Option<(u32, usize)> {
+        let (slot, l) = self.net.by_conn(conn)?;
         let side = l.side_of(node, incarnation)?;
-        l.ends[side].open.then_some(1 - side)
+        l.is_open(side).then_some((slot, 1 - side))
     }
 
-    fn notify_close(&mut self, link: u64, to: usize) {
+    fn notify_close(&mut self, slot: u32, to: usize) {
         let lat = self.cfg.latency.sample(&mut self.rng);
-        if let Some(at) = self.net.arrival(link, to, self.now, lat) {
-            self.schedule(at, Action::CloseArrives { link, to });
+        let at = self.net.arrival(slot, to, self.now, lat);
+        let mut e = Entry::new(Kind::CloseArrives, slot, 0);
+        e.side = to as u8;
+        self.schedule_on_link(at, e);
+    }
+
+    fn node_at(&self, addr: NodeAddr) -> Option<u32> {
+        match &self.index {
+            Index::Map(m) => m.get(&addr).copied(),
+            Index::Layout => {
+                let i = match layout::seed_index(addr) {
+                    Some(j) if j < self.cfg.seeds => j,
+                    _ => self.cfg.seeds + layout::peer_index(addr).filter(|&i| i < self.cfg.peers)?,
+                };
+                // Node indices fit in u32: validate() bounds peers by layout::PEERS_MAX.
+                Some(i as u32)
+            }
         }
     }
 
-    fn connect(&mut self, node: usize, addr: NodeAddr) {
-        let incarnation = self.slots[node].incarnation;
+    fn connect(&mut self, node: u32, addr: NodeAddr) {
+        let incarnation = self.nodes[node as usize].incarnation;
         let lat = self.cfg.latency.sample(&mut self.rng);
-        let fail = Action::ConnectFails {
-            node,
-            incarnation,
-            addr,
-        };
-        let Some(&target) = self.index.get(&addr) else {
-            self.schedule(self.now + lat.times(2), fail);
+        let Some(target) = self.node_at(addr) else {
+            self.connect_fails(node, incarnation, addr, self.now + lat.times(2));
             return;
         };
-        let unreachable = self.net.partitioned_until(node, target, self.now).is_some()
-            || self.slots[target].status == Status::Silent;
+        let unreachable = self
+            .net
+            .partitioned_until(node as usize, target as usize, self.now)
+            .is_some()
+            || self.nodes[target as usize].status == Status::Silent;
         if unreachable {
-            let at = self.now + self.cfg.connect_timeout;
-            self.schedule(at, fail);
+            self.connect_fails(node, incarnation, addr, self.now + self.cfg.connect_timeout);
             return;
         }
-        let far = (target, self.slots[target].incarnation);
-        let link = self.net.new_link((node, incarnation), far, self.now);
+        let far = (target, self.nodes[target as usize].incarnation);
+        let slot = self.net.new_link((node, incarnation), far, self.now);
         self.stats.connections += 1;
-        self.schedule(self.now + lat, Action::SynArrives { link });
+        self.schedule_on_link(self.now + lat, Entry::new(Kind::SynArrives, slot, 0));
     }
 
-    fn syn_arrives(&mut self, link: u64, obs: &mut dyn Observer) {
-        let Some(l) = self.net.links.get(&link).cloned() else {
+    fn connect_fails(&mut self, node: u32, incarnation: u32, addr: NodeAddr, at: Time) {
+        let b = self.put_payload(Payload::ConnectFailed { incarnation, addr });
+        self.schedule(at, Entry::new(Kind::ConnectFails, node, b));
+    }
+
+    fn syn_arrives(&mut self, slot: u32, obs: &mut dyn Observer) {
+        let Some(l) = self.net.get(slot).copied() else {
             return;
         };
         let [dialer, target] = l.ends;
         let lat = self.cfg.latency.sample(&mut self.rng);
-        if self.slots[target.node].status == Status::Up {
-            if let Some(l) = self.net.links.get_mut(&link) {
+        let t = self.nodes[target.node as usize];
+        if t.status == Status::Up {
+            if let Some(l) = self.net.get_mut(slot) {
                 // The link reaches whoever listens at the address now.
-                l.ends[1].incarnation = self.slots[target.node].incarnation;
+                l.ends[1].incarnation = t.incarnation;
             }
-            let remote = ephemeral(self.slots[dialer.node].addr, link);
+            let remote = ephemeral(self.nodes[dialer.node as usize].addr, l.serial());
+            let conn = ConnId(net::conn_id(l.serial(), slot));
             self.feed(
                 target.node,
                 Input::Connected {
-                    conn: ConnId(link),
+                    conn,
                     remote,
                     outbound: false,
                 },
                 obs,
             );
-            if let Some(at) = self.net.arrival(link, 0, self.now, lat) {
-                self.schedule(at, Action::SynAckArrives { link });
-            }
+            let at = self.net.arrival(slot, 0, self.now, lat);
+            self.schedule_on_link(at, Entry::new(Kind::SynAckArrives, slot, 0));
         } else {
-            self.net.links.remove(&link);
-            let (node, incarnation) = (dialer.node, dialer.incarnation);
-            let addr = self.slots[target.node].addr;
-            let wait = if self.slots[target.node].status == Status::Silent {
+            self.net.remove(slot);
+            let wait = if t.status == Status::Silent {
                 self.cfg.connect_timeout
             } else {
                 lat
             };
-            self.schedule(
-                self.now + wait,
-                Action::ConnectFails {
-                    node,
-                    incarnation,
-                    addr,
-                },
-            );
+            let at = self.now + wait;
+            self.connect_fails(dialer.node, dialer.incarnation, t.addr, at);
         }
     }
 
-    fn synack_arrives(&mut self, link: u64, obs: &mut dyn Observer) {
-        let Some(l) = self.net.links.get(&link).cloned() else {
+    fn synack_arrives(&mut self, slot: u32, obs: &mut dyn Observer) {
+        let Some(l) = self.net.get(slot).copied() else {
             return;
         };
         let [dialer, target] = l.ends;
-        if !dialer.open || !self.is_current(dialer.node, dialer.incarnation) {
+        if !l.is_open(0) || !self.is_current(dialer.node, dialer.incarnation) {
             return; // the dialer went away; its crash already reset the link
         }
-        let remote = self.slots[target.node].addr;
+        let remote = self.nodes[target.node as usize].addr;
+        let conn = ConnId(net::conn_id(l.serial(), slot));
         self.feed(
             dialer.node,
             Input::Connected {
-                conn: ConnId(link),
+                conn,
                 remote,
                 outbound: true,
             },
@@ -768,16 +862,18 @@ impl World {
         );
     }
 
-    fn deliver(&mut self, link: u64, to: usize, msg: Message, obs: &mut dyn Observer) {
-        let Some(end) = self.net.links.get(&link).map(|l| l.ends[to]) else {
+    fn deliver(&mut self, slot: u32, to: usize, msg: Option<Message>, obs: &mut dyn Observer) {
+        let Some(msg) = msg else { return };
+        let Some(l) = self.net.get(slot) else {
             return;
         };
-        if end.open && self.is_current(end.node, end.incarnation) {
+        let (end, open, conn) = (l.ends[to], l.is_open(to), net::conn_id(l.serial(), slot));
+        if open && self.is_current(end.node, end.incarnation) {
             self.stats.messages_delivered += 1;
             self.feed(
                 end.node,
                 Input::Received {
-                    conn: ConnId(link),
+                    conn: ConnId(conn),
                     msg,
                 },
                 obs,
@@ -785,113 +881,98 @@ impl World {
         }
     }
 
-    fn close_arrives(&mut self, link: u64, to: usize, obs: &mut dyn Observer) {
-        let Some(l) = self.net.links.get_mut(&link) else {
+    fn close_arrives(&mut self, slot: u32, to: usize, obs: &mut dyn Observer) {
+        let Some(l) = self.net.get_mut(slot) else {
             return;
         };
-        let end = l.ends[to];
-        l.ends[to].open = false;
-        self.net.gc(link);
-        if end.open && self.is_current(end.node, end.incarnation) {
-            self.feed(end.node, Input::Closed { conn: ConnId(link) }, obs);
+        let (end, was_open) = (l.ends[to], l.is_open(to));
+        l.close(to);
+        let conn = net::conn_id(l.serial(), slot);
+        if !l.is_open(0) && !l.is_open(1) {
+            self.net.remove(slot);
+        }
+        if was_open && self.is_current(end.node, end.incarnation) {
+            self.feed(end.node, Input::Closed { conn: ConnId(conn) }, obs);
         }
     }
 
     /// Resets every open link of `node`'s current incarnation; the far ends hear `Closed`.
-    fn reset_links(&mut self, node: usize) {
-        let incarnation = self.slots[node].incarnation;
-        let mine: Vec<(u64, usize)> = self
-            .net
-            .links
-            .iter()
-            .filter_map(|(id, l)| {
-                let side = l.side_of(node, incarnation)?;
-                l.ends[side].open.then_some((*id, side))
-            })
-            .collect();
-        for (link, side) in mine {
-            if let Some(l) = self.net.links.get_mut(&link) {
-                l.ends[side].open = false;
+    fn reset_links(&mut self, node: u32) {
+        let incarnation = self.nodes[node as usize].incarnation;
+        for (slot, side) in self.net.open_ends_of(node, incarnation) {
+            if let Some(l) = self.net.get_mut(slot) {
+                l.close(side);
             }
-            self.notify_close(link, 1 - side);
+            self.notify_close(slot, 1 - side);
         }
     }
 
     fn fault(&mut self, k: usize, obs: &mut dyn Observer) {
         let fault = self.cfg.faults[k].clone();
-        let seeds = self.cfg.seeds;
+        let seeds = self.cfg.seeds as u32;
         match fault {
-            Fault::Crash { peer, .. } => self.take_down(seeds + peer, false, obs),
-            Fault::SeedCrash { seed, .. } => self.take_down(seed, false, obs),
-            Fault::SilentFail { peer, .. } => self.take_down(seeds + peer, true, obs),
+            // Fault indices were validated against the network's size.
+            Fault::Crash { peer, .. } => self.take_down(seeds + peer as u32, false, obs),
+            Fault::SeedCrash { seed, .. } => self.take_down(seed as u32, false, obs),
+            Fault::SilentFail { peer, .. } => self.take_down(seeds + peer as u32, true, obs),
             Fault::Restart { peer, .. } => self.restart(peer, obs),
             Fault::Partition { end, .. } => {
                 let e = WorldEvent::PartitionStarted(self.cfg.faults[k].to_string());
                 self.world_event(e, obs);
-                self.schedule(end, Action::PartitionHeals(k));
+                self.schedule(end, Entry::new(Kind::PartitionHeals, k as u32, 0));
             }
         }
     }
 
-    fn take_down(&mut self, node: usize, silent: bool, obs: &mut dyn Observer) {
-        if self.slots[node].status != Status::Up {
+    fn take_down(&mut self, node: u32, silent: bool, obs: &mut dyn Observer) {
+        let slot = &mut self.nodes[node as usize];
+        if slot.status != Status::Up {
             return;
         }
-        self.slots[node].status = if silent {
+        slot.status = if silent {
             Status::Silent
         } else {
             Status::Crashed
         };
+        let addr = slot.addr;
         if !silent {
             self.reset_links(node);
         }
-        let e = WorldEvent::Down {
-            node: self.slots[node].addr,
-            silent,
-        };
-        self.world_event(e, obs);
+        self.world_event(WorldEvent::Down { node: addr, silent }, obs);
     }
 
     fn restart(&mut self, peer: usize, obs: &mut dyn Observer) {
-        let node = self.cfg.seeds + peer;
+        let node = (self.cfg.seeds + peer) as u32;
         // A rebooted host answers its old connections with resets.
         self.reset_links(node);
-        let seeds = self.cfg.seed_addrs();
-        let incarnation = self.slots[node].incarnation + 1;
-        self.slots[node] = Self::make_peer(&self.cfg, &seeds, &self.memo, peer, incarnation);
-        let e = WorldEvent::Restarted {
-            node: self.slots[node].addr,
-        };
-        self.world_event(e, obs);
-        self.slots[node].status = Status::Up;
+        let incarnation = self.nodes[node as usize].incarnation + 1;
+        self.peer_nodes[peer] = Self::make_peer(
+            &self.cfg,
+            &self.seed_list,
+            &self.peer_cfg,
+            &self.memo,
+            peer,
+            incarnation,
+        );
+        let slot = &mut self.nodes[node as usize];
+        slot.incarnation = incarnation;
+        slot.status = Status::Waiting;
+        let addr = slot.addr;
+        self.world_event(WorldEvent::Restarted { node: addr }, obs);
+        self.nodes[node as usize].status = Status::Up;
         self.feed(node, Input::Start, obs);
     }
 
     fn world_event(&mut self, e: WorldEvent, obs: &mut dyn Observer) {
-        let now = self.now;
-        self.trace_line(format_args!("{now} world {e}"));
+        self.trace.world(self.now, &e);
         obs.world(self.now, &e);
-    }
-
-    fn trace_line(&mut self, line: fmt::Arguments<'_>) {
-        if let Some(out) = self.trace_out.as_mut() {
-            self.line.clear();
-            let _ = self.line.write_fmt(line);
-            self.trace.update(self.line.as_bytes());
-            self.trace.update(b"\n");
-            // See run_until: the trace file is a by-product.
-            let _ = writeln!(out, "{}", self.line);
-        } else {
-            let _ = HashWriter(&mut self.trace).write_fmt(line);
-            self.trace.update(b"\n");
-        }
     }
 }
 
 /// The socket address a dialer's connection appears to come from.
-fn ephemeral(listen: NodeAddr, link: u64) -> NodeAddr {
+fn ephemeral(listen: NodeAddr, serial: u32) -> NodeAddr {
     // Ports 32768..60999, like Linux's ephemeral range; only logs ever show it.
-    NodeAddr::new(listen.ip, 32768 + (link % 28232) as u16)
+    NodeAddr::new(listen.ip, 32768 + (serial % 28232) as u16)
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 use core::fmt;
 use core::str::FromStr;
-use std::collections::BTreeMap;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -70,36 +69,63 @@ impl FromStr for Latency {
     }
 }
 
-/// One end of a link.
+/// One end of a link (16 bytes).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct End {
-    pub(super) node: usize,
+    pub(super) node: u32,
     /// The node's incarnation when the link was made; a restarted node has no old links.
     pub(super) incarnation: u32,
-    /// This end still has the connection open.
-    pub(super) open: bool,
     /// Latest delivery time scheduled towards this end (keeps each direction in order).
     pub(super) arrivals_until: Time,
 }
 
 /// A TCP connection between two nodes; `ends[0]` dialed.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(super) struct Link {
     pub(super) ends: [End; 2],
+    /// Which ends still have the connection open (bit per side).
+    open: u8,
+    /// Forgotten (both ends closed, or the dial failed): nothing on it happens any more. The
+    /// slot is reused once no queued entry refers to it.
+    removed: bool,
+    /// Queued entries that refer to this link.
+    pending: u32,
+    /// The link's number in the order links were made, from 1 (the `ConnId`'s high half).
+    serial: u32,
 }
 
 impl Link {
-    pub(super) fn side_of(&self, node: usize, incarnation: u32) -> Option<usize> {
+    pub(super) fn side_of(&self, node: u32, incarnation: u32) -> Option<usize> {
         (0..2).find(|&s| self.ends[s].node == node && self.ends[s].incarnation == incarnation)
+    }
+
+    pub(super) fn is_open(&self, side: usize) -> bool {
+        self.open & (1 << side) != 0
+    }
+
+    pub(super) fn close(&mut self, side: usize) {
+        self.open &= !(1 << side);
+    }
+
+    pub(super) fn serial(&self) -> u32 {
+        self.serial
     }
 }
 
-/// Links and partitions.
+/// Links (a slab of slots named by `ConnId`s that also carry the link's serial) and
+/// partitions.
 #[derive(Debug, Default)]
 pub(super) struct Network {
-    pub(super) links: BTreeMap<u64, Link>,
-    next_link: u64,
+    links: Vec<Link>,
+    free: Vec<u32>,
+    next_serial: u32,
     partitions: Vec<(core::ops::Range<usize>, core::ops::Range<usize>, Time, Time)>,
+}
+
+/// A link's `ConnId`: its serial in the high half, so that connection ids sort in the order
+/// connections were made (the order nodes' tables iterate), and its slot in the low half.
+pub(super) fn conn_id(serial: u32, slot: u32) -> u64 {
+    (u64::from(serial) << 32) | u64::from(slot)
 }
 
 impl Network {
@@ -118,28 +144,116 @@ impl Network {
             })
             .collect();
         Network {
-            links: BTreeMap::new(),
-            next_link: 1,
+            links: Vec::new(),
+            free: Vec::new(),
+            next_serial: 1,
             partitions,
         }
     }
 
-    pub(super) fn new_link(&mut self, from: (usize, u32), to: (usize, u32), now: Time) -> u64 {
-        let id = self.next_link;
-        self.next_link += 1;
+    /// Links in the slab (live, and forgotten ones not yet reused).
+    pub(super) fn slots(&self) -> usize {
+        self.links.len()
+    }
+
+    /// A new link from `from` to `to`; its slot.
+    pub(super) fn new_link(&mut self, from: (u32, u32), to: (u32, u32), now: Time) -> u32 {
+        let serial = self.next_serial;
+        debug_assert!(serial < u32::MAX, "4 billion connections in one run");
+        self.next_serial = serial.wrapping_add(1);
         let end = |(node, incarnation)| End {
             node,
             incarnation,
-            open: true,
             arrivals_until: now,
         };
-        self.links.insert(
-            id,
-            Link {
-                ends: [end(from), end(to)],
-            },
-        );
-        id
+        let link = Link {
+            ends: [end(from), end(to)],
+            open: 0b11,
+            removed: false,
+            pending: 0,
+            serial,
+        };
+        match self.free.pop() {
+            Some(slot) => {
+                self.links[slot as usize] = link;
+                slot
+            }
+            None => {
+                self.links.push(link);
+                // Slots are reused, so there are never more than there are open links.
+                u32::try_from(self.links.len() - 1).unwrap_or(u32::MAX)
+            }
+        }
+    }
+
+    /// The live link named by `conn`.
+    pub(super) fn by_conn(&self, conn: u64) -> Option<(u32, &Link)> {
+        let slot = conn as u32;
+        let l = self.links.get(slot as usize)?;
+        (!l.removed && u64::from(l.serial) == conn >> 32).then_some((slot, l))
+    }
+
+    /// The link in `slot`, forgotten or not (a queued entry keeps its slot from reuse).
+    pub(super) fn get_raw(&self, slot: u32) -> &Link {
+        &self.links[slot as usize]
+    }
+
+    /// The link in `slot`, unless it was forgotten.
+    pub(super) fn get(&self, slot: u32) -> Option<&Link> {
+        self.links.get(slot as usize).filter(|l| !l.removed)
+    }
+
+    /// The link in `slot`, to change, unless it was forgotten.
+    pub(super) fn get_mut(&mut self, slot: u32) -> Option<&mut Link> {
+        self.links.get_mut(slot as usize).filter(|l| !l.removed)
+    }
+
+    /// A queued entry now refers to `slot`.
+    pub(super) fn hold(&mut self, slot: u32) {
+        if let Some(l) = self.links.get_mut(slot as usize) {
+            l.pending += 1;
+        }
+    }
+
+    /// A queued entry that referred to `slot` was taken off the queue.
+    pub(super) fn release(&mut self, slot: u32) {
+        if let Some(l) = self.links.get_mut(slot as usize) {
+            l.pending -= 1;
+            if l.removed && l.pending == 0 {
+                self.free.push(slot);
+            }
+        }
+    }
+
+    /// Forget the link in `slot`.
+    pub(super) fn remove(&mut self, slot: u32) {
+        if let Some(l) = self.links.get_mut(slot as usize)
+            && !l.removed
+        {
+            l.removed = true;
+            l.open = 0;
+            if l.pending == 0 {
+                self.free.push(slot);
+            }
+        }
+    }
+
+    /// Live links with an open end held by `node` in `incarnation`, in the order they were
+    /// made: (slot, side).
+    pub(super) fn open_ends_of(&self, node: u32, incarnation: u32) -> Vec<(u32, usize)> {
+        let mut mine: Vec<(u32, u32, usize)> = self
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !l.removed)
+            .filter_map(|(slot, l)| {
+                let side = l.side_of(node, incarnation)?;
+                // Slots are below 2^32 (see new_link).
+                l.is_open(side).then_some((l.serial, slot as u32, side))
+            })
+            .collect();
+        mine.sort_unstable();
+        mine.into_iter().map(|(_, slot, side)| (slot, side)).collect()
     }
 
     /// If `a` and `b` are partitioned at `now`, when the partition heals.
@@ -155,35 +269,20 @@ impl Network {
             .max()
     }
 
-    /// When a message leaving `link` towards side `to` at `now` with `latency` arrives,
+    /// When a message leaving `slot` towards side `to` at `now` with `latency` arrives,
     /// after everything sent before it that way. Records it as the direction's latest.
-    pub(super) fn arrival(
-        &mut self,
-        link: u64,
-        to: usize,
-        now: Time,
-        latency: Duration,
-    ) -> Option<Time> {
-        let (a, b) = {
-            let l = self.links.get(&link)?;
-            (l.ends[1 - to].node, l.ends[to].node)
+    pub(super) fn arrival(&mut self, slot: u32, to: usize, now: Time, latency: Duration) -> Time {
+        let held_until = if self.partitions.is_empty() {
+            now
+        } else {
+            let l = &self.links[slot as usize];
+            let (a, b) = (l.ends[1 - to].node as usize, l.ends[to].node as usize);
+            self.partitioned_until(a, b, now).unwrap_or(now)
         };
-        let held_until = self.partitioned_until(a, b, now).unwrap_or(now);
-        let l = self.links.get_mut(&link)?;
-        let at = (held_until + latency).max(l.ends[to].arrivals_until);
-        l.ends[to].arrivals_until = at;
-        Some(at)
-    }
-
-    /// Forget links whose both ends closed.
-    pub(super) fn gc(&mut self, link: u64) {
-        if self
-            .links
-            .get(&link)
-            .is_some_and(|l| !l.ends[0].open && !l.ends[1].open)
-        {
-            self.links.remove(&link);
-        }
+        let end = &mut self.links[slot as usize].ends[to];
+        let at = (held_until + latency).max(end.arrivals_until);
+        end.arrivals_until = at;
+        at
     }
 }
 
@@ -217,8 +316,8 @@ mod tests {
     fn a_direction_never_reorders_even_with_jitter() {
         let mut net = Network::default();
         let l = net.new_link((0, 0), (1, 0), Time::ZERO);
-        let slow = net.arrival(l, 1, Time(0), Duration(50)).unwrap();
-        let fast = net.arrival(l, 1, Time(1), Duration(5)).unwrap();
+        let slow = net.arrival(l, 1, Time(0), Duration(50));
+        let fast = net.arrival(l, 1, Time(1), Duration(5));
         assert_eq!((slow, fast), (Time(50), Time(50)));
     }
 }

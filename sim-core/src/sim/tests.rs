@@ -13,15 +13,11 @@ fn small(seed: u64) -> SimConfig {
 
 #[test]
 fn equal_times_keep_insertion_order() {
-    let mut q = BinaryHeap::new();
+    let mut q = Queue::default();
     for (seq, at) in [(1, 5), (2, 3), (3, 5), (4, 3)] {
-        q.push(Scheduled {
-            at: Time(at),
-            seq,
-            action: Action::Start { node: 0 },
-        });
+        q.push(Time(at), Entry::new(Kind::Start, 0, seq));
     }
-    let order: Vec<u64> = std::iter::from_fn(|| q.pop().map(|s| s.seq)).collect();
+    let order: Vec<u64> = std::iter::from_fn(|| q.pop().map(|(_, e)| e.b)).collect();
     assert_eq!(order, vec![2, 4, 1, 3]);
 }
 

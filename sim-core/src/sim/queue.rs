@@ -1,0 +1,291 @@
+//! The event queue: entries ordered by `(time, sequence)`, where the sequence is the order
+//! of pushes, so equal times keep insertion order.
+//!
+//! A discrete-event network pushes runs of entries for one time: a flood sends to every
+//! neighbour at `now + latency`, and every peer reached at that instant does the same. So
+//! consecutive pushes for one time are kept together as a run, in a plain vector, and only
+//! the run's head goes into a binary heap. Runs with the same time never interleave (a run is
+//! a contiguous stretch of sequence numbers), so a run is drained whole, in order, and the
+//! heap is touched once per run instead of twice per entry. With a latency drawn per message
+//! every push starts a run of one and this is a binary heap of 32-byte entries.
+
+use core::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use crate::time::Time;
+
+/// What an entry asks the world to do (see `World::act`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub(super) enum Kind {
+    Start,
+    Timer,
+    /// A gossip message: `b` is its ordinal in the world's gossip table.
+    DeliverGossip,
+    /// A liveness request from the link's other end: `b` is its timestamp in µs.
+    DeliverRequest,
+    /// A liveness reply from the link's other end to this one: `b` is the timestamp in µs.
+    DeliverReply,
+    /// Any other message: `b` indexes the payload slab.
+    DeliverOther,
+    CloseArrives,
+    SynArrives,
+    SynAckArrives,
+    /// `b` indexes the payload slab (incarnation and address).
+    ConnectFails,
+    Fault,
+    PartitionHeals,
+    /// `b` indexes the payload slab (the body).
+    Originate,
+    /// A run of entries: `a` indexes the queue's run slab. Only ever inside the queue.
+    Run,
+}
+
+/// One queued action in 16 bytes; bigger payloads live in the world's slabs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) struct Entry {
+    pub(super) kind: Kind,
+    /// A link's side, for deliveries and closes.
+    pub(super) side: u8,
+    /// A timer's index in `TimerId::ALL`.
+    pub(super) timer: u8,
+    /// A node or link slot, a fault index.
+    pub(super) a: u32,
+    /// A payload: ordinal, timestamp, slab index, incarnation.
+    pub(super) b: u64,
+}
+
+impl Entry {
+    pub(super) const fn new(kind: Kind, a: u32, b: u64) -> Self {
+        Entry {
+            kind,
+            side: 0,
+            timer: 0,
+            a,
+            b,
+        }
+    }
+}
+
+/// A heap element: the head of a run (or a run of one), 32 bytes.
+#[derive(Clone, Copy, Debug)]
+struct Head {
+    at: Time,
+    seq: u64,
+    entry: Entry,
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Head {}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Head {
+    /// Reversed, so that `BinaryHeap` pops the earliest `(time, sequence)` first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// Spare run vectors kept for reuse, and the largest capacity worth keeping.
+const SPARE_RUNS_MAX: usize = 64;
+const SPARE_RUN_CAPACITY_MAX: usize = 1 << 16;
+
+/// The queue.
+#[derive(Debug, Default)]
+pub(super) struct Queue {
+    heap: BinaryHeap<Head>,
+    /// The run being pushed to: not in the heap until a push for another time closes it.
+    open: Vec<Entry>,
+    open_at: Time,
+    open_seq: u64,
+    /// The run being drained, and how far.
+    cur: Vec<Entry>,
+    cur_at: Time,
+    cur_pos: usize,
+    /// Closed runs of two or more, referred to from the heap.
+    runs: Vec<Vec<Entry>>,
+    free_runs: Vec<u32>,
+    spare: Vec<Vec<Entry>>,
+    seq: u64,
+    len: usize,
+}
+
+impl Queue {
+    /// Entries waiting.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Queue `e` for `at`, after everything queued before it for `at`.
+    pub(super) fn push(&mut self, at: Time, e: Entry) {
+        debug_assert!(e.kind != Kind::Run, "runs are the queue's own");
+        if self.open.is_empty() || self.open_at != at {
+            self.close_open();
+            self.open_at = at;
+            self.open_seq = self.seq;
+        }
+        self.open.push(e);
+        self.seq += 1;
+        self.len += 1;
+    }
+
+    /// Moves the open run into the heap.
+    fn close_open(&mut self) {
+        let entry = match self.open.len() {
+            0 => return,
+            1 => {
+                let e = self.open[0];
+                self.open.clear();
+                e
+            }
+            _ => {
+                let fresh = self.spare.pop().unwrap_or_default();
+                let run = std::mem::replace(&mut self.open, fresh);
+                let idx = match self.free_runs.pop() {
+                    Some(i) => {
+                        self.runs[i as usize] = run;
+                        i
+                    }
+                    None => {
+                        self.runs.push(run);
+                        // A run holds at least two entries, so there are fewer runs than
+                        // entries, and entries are counted in memory well below 2^32 runs.
+                        u32::try_from(self.runs.len() - 1).unwrap_or(u32::MAX)
+                    }
+                };
+                Entry::new(Kind::Run, idx, 0)
+            }
+        };
+        self.heap.push(Head {
+            at: self.open_at,
+            seq: self.open_seq,
+            entry,
+        });
+    }
+
+    /// The time of the next entry.
+    pub(super) fn peek_time(&self) -> Option<Time> {
+        if self.cur_pos < self.cur.len() {
+            return Some(self.cur_at);
+        }
+        let heap = self.heap.peek().map(|h| h.at);
+        let open = (!self.open.is_empty()).then_some(self.open_at);
+        match (heap, open) {
+            (Some(h), Some(o)) => Some(h.min(o)),
+            (h, o) => h.or(o),
+        }
+    }
+
+    /// The next entry and its time.
+    pub(super) fn pop(&mut self) -> Option<(Time, Entry)> {
+        if let Some(&e) = self.cur.get(self.cur_pos) {
+            self.cur_pos += 1;
+            self.len -= 1;
+            return Some((self.cur_at, e));
+        }
+        // The open run holds the latest sequence numbers: on a tie of times the heap goes
+        // first.
+        let open_first = !self.open.is_empty()
+            && self.heap.peek().is_none_or(|h| self.open_at < h.at);
+        if open_first {
+            let at = self.open_at;
+            self.retire_cur();
+            let fresh = self.spare.pop().unwrap_or_default();
+            let run = std::mem::replace(&mut self.open, fresh);
+            return Some(self.start_run(at, run));
+        }
+        let head = self.heap.pop()?;
+        if head.entry.kind != Kind::Run {
+            self.len -= 1;
+            return Some((head.at, head.entry));
+        }
+        let idx = head.entry.a as usize;
+        let run = std::mem::take(&mut self.runs[idx]);
+        self.free_runs.push(head.entry.a);
+        self.retire_cur();
+        Some(self.start_run(head.at, run))
+    }
+
+    /// Makes `run` current and takes its first entry.
+    fn start_run(&mut self, at: Time, run: Vec<Entry>) -> (Time, Entry) {
+        debug_assert!(!run.is_empty(), "runs are never empty");
+        let first = run[0];
+        self.cur = run;
+        self.cur_at = at;
+        self.cur_pos = 1;
+        self.len -= 1;
+        (at, first)
+    }
+
+    /// Keeps the drained run's vector for reuse, if it is worth keeping.
+    fn retire_cur(&mut self) {
+        let mut old = std::mem::take(&mut self.cur);
+        self.cur_pos = 0;
+        old.clear();
+        let keep = old.capacity() > 0 && old.capacity() <= SPARE_RUN_CAPACITY_MAX;
+        if keep && self.spare.len() < SPARE_RUNS_MAX {
+            self.spare.push(old);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BinaryHeap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The reference: a binary heap of (time, sequence).
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    struct Plain(core::cmp::Reverse<(u64, u64)>, u64);
+
+    proptest! {
+        /// Whatever the pushes and pops (runs, ties, pushes for the time being drained), the
+        /// queue yields what a heap ordered by (time, sequence) yields.
+        #[test]
+        fn the_queue_pops_in_time_then_push_order(
+            ops in prop::collection::vec((0u8..3, 0u64..6), 0..500)
+        ) {
+            let mut q = Queue::default();
+            let mut plain = BinaryHeap::new();
+            let (mut seq, mut now) = (0u64, 0u64);
+            for (op, dt) in ops {
+                if op < 2 {
+                    // Never in the past: the world queues at or after now.
+                    let at = now + dt * u64::from(op);
+                    q.push(Time(at), Entry::new(Kind::Start, 0, seq));
+                    plain.push(Plain(core::cmp::Reverse((at, seq)), seq));
+                    seq += 1;
+                } else {
+                    let want = plain.pop().map(|p| ((p.0).0.0, p.1));
+                    let got = q.pop().map(|(at, e)| (at.0, e.b));
+                    prop_assert_eq!(got, want);
+                    if let Some((at, _)) = got {
+                        now = at;
+                    }
+                }
+                prop_assert_eq!(q.len(), plain.len());
+                prop_assert_eq!(q.peek_time().map(|t| t.0), plain.peek().map(|p| (p.0).0.0));
+            }
+            while let Some(p) = plain.pop() {
+                prop_assert_eq!(q.pop().map(|(at, e)| (at.0, e.b)), Some(((p.0).0.0, p.1)));
+            }
+            prop_assert!(q.pop().is_none());
+        }
+    }
+
+    #[test]
+    fn entries_are_small() {
+        assert_eq!(core::mem::size_of::<Entry>(), 16);
+        assert_eq!(core::mem::size_of::<Head>(), 32);
+    }
+}
