@@ -526,6 +526,7 @@ impl fmt::Display for Event {
 /// waits in `head` without touching the heap; the rest queue behind it, and a queue that
 /// grew for a flood gives its memory back once drained.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Outbox {
     head: Option<Output>,
     rest: std::collections::VecDeque<Output>,
@@ -543,8 +544,19 @@ impl Default for Outbox {
     }
 }
 
-/// Queued outputs a drained outbox keeps room for.
-const OUTBOX_KEPT_MAX: usize = 8;
+/// Queues kept for reuse by the outboxes of one thread, and the room a queue starts with.
+const SPARE_QUEUES_MAX: usize = 8;
+const QUEUE_START_CAPACITY: usize = 16;
+/// Queues larger than this are given back to the allocator instead.
+const SPARE_QUEUE_CAPACITY_MAX: usize = 4096;
+
+std::thread_local! {
+    /// Drained queues, lent to the next outbox that needs one: a driver drains one machine
+    /// at a time, so a few queues serve a million machines, and a flood neither allocates
+    /// nor grows its queue step by step.
+    static SPARE_QUEUES: core::cell::RefCell<Vec<std::collections::VecDeque<Output>>> =
+        const { core::cell::RefCell::new(Vec::new()) };
+}
 
 impl Outbox {
     /// Queue an output.
@@ -552,6 +564,13 @@ impl Outbox {
         if self.head.is_none() && self.rest.is_empty() {
             self.head = Some(out);
         } else {
+            if self.rest.capacity() == 0 {
+                self.rest = SPARE_QUEUES
+                    .with(|s| s.borrow_mut().pop())
+                    .unwrap_or_else(|| {
+                        std::collections::VecDeque::with_capacity(QUEUE_START_CAPACITY)
+                    });
+            }
             self.rest.push_back(out);
         }
     }
@@ -602,8 +621,16 @@ impl Outbox {
             return Some(out);
         }
         let out = self.rest.pop_front();
-        if out.is_none() && self.rest.capacity() > OUTBOX_KEPT_MAX {
-            self.rest = std::collections::VecDeque::new();
+        if out.is_none() && self.rest.capacity() > 0 {
+            let queue = std::mem::take(&mut self.rest);
+            if queue.capacity() <= SPARE_QUEUE_CAPACITY_MAX {
+                SPARE_QUEUES.with(|s| {
+                    let mut s = s.borrow_mut();
+                    if s.len() < SPARE_QUEUES_MAX {
+                        s.push(queue);
+                    }
+                });
+            }
         }
         out
     }

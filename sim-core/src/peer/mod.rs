@@ -110,30 +110,33 @@ struct Conn {
 /// Its tables are sorted vectors ([`VecMap`], [`VecSet`]), iterated in the same order as the
 /// B-trees they replace, and its configuration, seed list and RNG are shared or compact: a
 /// simulation holds a million of these.
+#[repr(C)]
 pub struct PeerNode {
+    // The fields a gossip or liveness message touches come first, so that they share a few
+    // adjacent cache lines (the layout is fixed for that, not for any interface).
+    now: Time,
+    memo: Arc<DigestMemo>,
+    conns: VecMap<ConnId, Conn>,
+    out: Outbox,
+    seen: SeenSet,
+    neighbours: VecMap<NodeAddr, Neighbour>,
     addr: NodeAddr,
+    bootstrapped: bool,
+    originated: u32,
     capacity: usize,
     cfg: Arc<PeerConfig>,
     rng: CompactRng,
-    memo: Arc<DigestMemo>,
-    out: Outbox,
-    now: Time,
-    conns: VecMap<ConnId, Conn>,
     /// Deadlines of connections still in their handshake.
     handshakes: VecMap<ConnId, Time>,
     seed_addrs: Arc<[NodeAddr]>,
     seeds: Vec<SeedLink>,
-    bootstrapped: bool,
     known: VecSet<NodeAddr>,
     /// Degrees of known peers as the seeds' lists last gave them (preferential attachment).
     degrees: VecMap<NodeAddr, u32>,
-    neighbours: VecMap<NodeAddr, Neighbour>,
     /// Peers we asked to be neighbours and have no answer from yet.
     dialing: VecSet<NodeAddr>,
     /// Known peers not yet tried since the last refresh, in random order (popped from the end).
     candidates: Vec<NodeAddr>,
-    originated: u32,
-    seen: SeenSet,
 }
 
 impl PeerNode {

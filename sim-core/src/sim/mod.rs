@@ -486,7 +486,7 @@ impl World {
             self.memo
                 .prefetch(crate::peer::originated_message(addr, at, offset, &body));
             let b = self.put_payload(Payload::Body(body));
-            self.schedule(at, Entry::new(Kind::Originate, peer as u32, b));
+            self.schedule(at, Entry::new(Kind::Originate, peer as u32, u64::from(b)));
         }
     }
 
@@ -520,15 +520,16 @@ impl World {
         self.schedule(at, e);
     }
 
-    fn put_payload(&mut self, p: Payload) -> u64 {
+    fn put_payload(&mut self, p: Payload) -> u32 {
         match self.free_payloads.pop() {
             Some(i) => {
                 self.payloads[i as usize] = p;
-                u64::from(i)
+                i
             }
             None => {
                 self.payloads.push(p);
-                (self.payloads.len() - 1) as u64
+                // Payloads are of queued entries, far fewer than 2^32.
+                u32::try_from(self.payloads.len() - 1).unwrap_or(u32::MAX)
             }
         }
     }
@@ -563,8 +564,8 @@ impl World {
             }
             Kind::DeliverGossip | Kind::DeliverRequest | Kind::DeliverReply | Kind::DeliverOther => {
                 self.net.release(e.a);
-                let msg = self.materialize(e);
-                self.deliver(e.a, usize::from(e.side), msg, obs);
+                let msg = self.materialize(e, self.now);
+                self.deliver(e, msg, obs);
             }
             Kind::CloseArrives => {
                 self.net.release(e.a);
@@ -602,14 +603,12 @@ impl World {
         }
     }
 
-    /// The message a delivery entry carries, taken out of its table.
-    fn materialize(&mut self, e: Entry) -> Option<Message> {
-        let link = self.net.get_raw(e.a);
-        let side = usize::from(e.side);
-        let (from, to) = (link.ends[1 - side].node, link.ends[side].node);
+    /// The message a delivery entry due at `at` carries, taken out of its table.
+    fn materialize(&mut self, e: Entry, at: Time) -> Option<Message> {
+        let low = e.b as u32;
         match e.kind {
             Kind::DeliverGossip => {
-                let slot = self.gossip.get_mut(e.b as usize)?;
+                let slot = self.gossip.get_mut(low as usize)?;
                 let (g, n) = slot.as_mut()?;
                 let g = Arc::clone(g);
                 *n -= 1;
@@ -618,16 +617,20 @@ impl World {
                 }
                 Some(Message::Gossip(g))
             }
-            Kind::DeliverRequest => Some(Message::LivenessRequest {
-                ts: Timestamp::at(Time(e.b), 0),
-                addr: self.nodes[from as usize].addr,
-            }),
-            Kind::DeliverReply => Some(Message::LivenessReply {
-                ts: Timestamp::at(Time(e.b), 0),
-                to: self.nodes[to as usize].addr,
-                from: self.nodes[from as usize].addr,
-            }),
-            _ => match self.take_payload(e.b) {
+            Kind::DeliverRequest | Kind::DeliverReply => {
+                let link = self.net.get_raw(e.a);
+                let side = usize::from(e.side);
+                let (from, to) = (link.ends[1 - side].node, link.ends[side].node);
+                let ts = Timestamp::at(Time(at.0 - u64::from(low)), 0);
+                let from = self.nodes[from as usize].addr;
+                Some(if e.kind == Kind::DeliverRequest {
+                    Message::LivenessRequest { ts, addr: from }
+                } else {
+                    let to = self.nodes[to as usize].addr;
+                    Message::LivenessReply { ts, to, from }
+                })
+            }
+            _ => match self.take_payload(u64::from(low)) {
                 Payload::Msg(m) => Some(m),
                 Payload::Free | Payload::ConnectFailed { .. } | Payload::Body(_) => None,
             },
@@ -661,7 +664,7 @@ impl World {
                 };
                 let lat = self.cfg.latency.sample(&mut self.rng);
                 let at = self.net.arrival(slot, to, self.now, lat);
-                let entry = self.delivery(slot, to, node, msg);
+                let entry = self.delivery(slot, to, node, msg, at);
                 self.schedule_on_link(at, entry);
             }
             Output::Close { conn } => {
@@ -688,34 +691,37 @@ impl World {
         }
     }
 
-    /// The queue entry for `msg` from `from` towards side `to` of link `slot`: compact for
-    /// gossip and liveness, in the payload slab otherwise.
-    fn delivery(&mut self, slot: u32, to: usize, from: u32, msg: Message) -> Entry {
-        let mut e = match msg {
+    /// The queue entry for `msg` from `from` towards side `to` of link `slot`, due at `at`:
+    /// compact for gossip and liveness, in the payload slab otherwise. The high half of `b`
+    /// names the receiving node; the low half the ordinal, the timestamp (as its distance
+    /// before `at`) or the payload.
+    fn delivery(&mut self, slot: u32, to: usize, from: u32, msg: Message, at: Time) -> Entry {
+        let receiver = self.net.get_raw(slot).ends[to].node;
+        let before_at = |ts: &Timestamp| {
+            ts.micros()
+                .and_then(|us| at.0.checked_sub(us))
+                .and_then(|d| u32::try_from(d).ok())
+        };
+        let (kind, low) = match msg {
             Message::Gossip(g) => match self.hold_gossip(g) {
-                Ok(ord) => Entry::new(Kind::DeliverGossip, slot, ord),
-                Err(g) => {
-                    let b = self.put_payload(Payload::Msg(Message::Gossip(g)));
-                    Entry::new(Kind::DeliverOther, slot, b)
-                }
+                Ok(ord) => (Kind::DeliverGossip, ord),
+                Err(g) => (Kind::DeliverOther, self.put_payload(Payload::Msg(Message::Gossip(g)))),
             },
             Message::LivenessRequest { ts, addr }
-                if addr == self.nodes[from as usize].addr && ts.micros().is_some() =>
+                if addr == self.nodes[from as usize].addr && before_at(&ts).is_some() =>
             {
-                Entry::new(Kind::DeliverRequest, slot, ts.micros().unwrap_or(0))
+                (Kind::DeliverRequest, before_at(&ts).unwrap_or(0))
             }
             Message::LivenessReply { ts, to: requester, from: replier }
                 if replier == self.nodes[from as usize].addr
-                    && requester == self.nodes[self.net.get_raw(slot).ends[to].node as usize].addr
-                    && ts.micros().is_some() =>
+                    && requester == self.nodes[receiver as usize].addr
+                    && before_at(&ts).is_some() =>
             {
-                Entry::new(Kind::DeliverReply, slot, ts.micros().unwrap_or(0))
+                (Kind::DeliverReply, before_at(&ts).unwrap_or(0))
             }
-            other => {
-                let b = self.put_payload(Payload::Msg(other));
-                Entry::new(Kind::DeliverOther, slot, b)
-            }
+            other => (Kind::DeliverOther, self.put_payload(Payload::Msg(other))),
         };
+        let mut e = Entry::new(kind, slot, (u64::from(receiver) << 32) | u64::from(low));
         // A link has two sides.
         e.side = to as u8;
         e
@@ -723,14 +729,15 @@ impl World {
 
     /// Holds `g` in the gossip table for one more queued delivery; its ordinal. A different
     /// message under the same ordinal (two identities with one digest key) goes back.
-    fn hold_gossip(&mut self, g: Arc<Gossip>) -> Result<u64, Arc<Gossip>> {
+    fn hold_gossip(&mut self, g: Arc<Gossip>) -> Result<u32, Arc<Gossip>> {
         let ord = match self.memo.cached_ordinal(&g) {
             Some(o) => o,
             None => self.memo.ordinal(&g),
         };
-        let Ok(i) = usize::try_from(ord) else {
+        let Ok(ord) = u32::try_from(ord) else {
             return Err(g);
         };
+        let i = ord as usize;
         if i >= self.gossip.len() {
             self.gossip.resize(i + 1, None);
         }
@@ -801,7 +808,7 @@ impl World {
 
     fn connect_fails(&mut self, node: u32, incarnation: u32, addr: NodeAddr, at: Time) {
         let b = self.put_payload(Payload::ConnectFailed { incarnation, addr });
-        self.schedule(at, Entry::new(Kind::ConnectFails, node, b));
+        self.schedule(at, Entry::new(Kind::ConnectFails, node, u64::from(b)));
     }
 
     fn syn_arrives(&mut self, slot: u32, obs: &mut dyn Observer) {
@@ -862,16 +869,20 @@ impl World {
         );
     }
 
-    fn deliver(&mut self, slot: u32, to: usize, msg: Option<Message>, obs: &mut dyn Observer) {
+    /// Delivers `msg` as entry `e` says (link slot, side, and the receiving node in the high
+    /// half of `b`, so that the receiver's state is fetched while the link is checked).
+    fn deliver(&mut self, e: Entry, msg: Option<Message>, obs: &mut dyn Observer) {
         let Some(msg) = msg else { return };
+        let (slot, to, node) = (e.a, usize::from(e.side), (e.b >> 32) as u32);
         let Some(l) = self.net.get(slot) else {
             return;
         };
         let (end, open, conn) = (l.ends[to], l.is_open(to), net::conn_id(l.serial(), slot));
-        if open && self.is_current(end.node, end.incarnation) {
+        debug_assert_eq!(end.node, node, "an entry names the node its link ends at");
+        if open && end.node == node && self.is_current(node, end.incarnation) {
             self.stats.messages_delivered += 1;
             self.feed(
-                end.node,
+                node,
                 Input::Received {
                     conn: ConnId(conn),
                     msg,

@@ -93,9 +93,10 @@ impl Ord for Head {
     }
 }
 
-/// Spare run vectors kept for reuse, and the largest capacity worth keeping.
-const SPARE_RUNS_MAX: usize = 64;
-const SPARE_RUN_CAPACITY_MAX: usize = 1 << 16;
+/// Spare run vectors kept for reuse, and the largest capacity worth keeping (a flood's run
+/// can hold a million entries; it is allocated for the flood and given back after).
+const SPARE_RUNS_MAX: usize = 16;
+const SPARE_RUN_CAPACITY_MAX: usize = 1 << 12;
 
 /// The queue.
 #[derive(Debug, Default)]
