@@ -9,5 +9,6 @@ pub mod fit;
 pub mod flood;
 pub mod graph;
 pub mod plot;
+pub mod pool;
 pub mod run;
 pub mod sweep;

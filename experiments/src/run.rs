@@ -68,8 +68,20 @@ pub fn parameters(cfg: &SimConfig) -> serde_json::Value {
 }
 
 /// Runs `cfg` and writes its folder.
-pub fn run_to_folder(cfg: SimConfig, mut opts: RunOptions) -> Result<RunResult, String> {
-    let memo = DigestMemo::with_stopwatch(cfg.hash_iterations, stopwatch());
+pub fn run_to_folder(cfg: SimConfig, opts: RunOptions) -> Result<RunResult, String> {
+    run_to_folder_with(cfg, opts, crate::pool::default_threads())
+}
+
+/// As [`run_to_folder`], with `hash_threads` threads computing digests ahead of need. The
+/// run's outputs are the same for any number of them.
+pub fn run_to_folder_with(
+    cfg: SimConfig,
+    mut opts: RunOptions,
+    hash_threads: usize,
+) -> Result<RunResult, String> {
+    let threads = hash_threads.max(1);
+    let pool = crate::pool::Pool::new(threads);
+    let memo = DigestMemo::with_pool(cfg.hash_iterations, Some(stopwatch()), pool.handle());
     let seed = cfg.seed;
     let mut world = World::new(cfg, memo)?;
     if let Some(path) = &opts.trace {
@@ -89,6 +101,7 @@ pub fn run_to_folder(cfg: SimConfig, mut opts: RunOptions) -> Result<RunResult, 
         }
     }
     let wall_s = started.elapsed().as_secs_f64();
+    drop(pool);
     let stats = world.stats();
     let memo = world.memo().stats();
     let trace_digest = world.trace_digest();
@@ -97,6 +110,7 @@ pub fn run_to_folder(cfg: SimConfig, mut opts: RunOptions) -> Result<RunResult, 
         "command": opts.command,
         "parameters": parameters(world.config()),
         "trace_digest": trace_digest,
+        "trace_records": stats.node_events + stats.world_events,
         "wall_time_s": wall_s,
         "events_processed": stats.events_processed,
         "events_per_s": stats.events_processed as f64 / wall_s.max(1e-9),

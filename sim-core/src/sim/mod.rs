@@ -229,6 +229,8 @@ pub struct WorldStats {
     pub events_processed: u64,
     /// Node events emitted.
     pub node_events: u64,
+    /// World events (faults, partitions).
+    pub world_events: u64,
     /// Wire messages delivered.
     pub messages_delivered: u64,
     /// Connections opened.
@@ -353,7 +355,7 @@ impl World {
         for j in 0..cfg.seeds {
             let addr = cfg.seed_addr(j);
             let rng = node_rng(cfg.seed, STREAM_SEED, j, 0);
-            seed_nodes.push(SeedNode::new(addr, cfg.seed_node.clone(), rng));
+            seed_nodes.push(SeedNode::new(addr, Self::seed_config(&cfg), rng));
             nodes.push(NodeSlot {
                 addr,
                 status: Status::Waiting,
@@ -412,6 +414,17 @@ impl World {
             w.schedule(at, Entry::new(Kind::Fault, k as u32, 0));
         }
         Ok(w)
+    }
+
+    /// A simulated seed holds one connection per peer registered with it, as long as the peer
+    /// runs, so its connection limit is raised to the network's size when lower: the
+    /// simulator does not model an exhausted seed (a real one refuses with `busy`).
+    fn seed_config(cfg: &SimConfig) -> SeedConfig {
+        let needed = cfg.peers + SEEDS_MAX + crate::limits::HANDSHAKES_MAX;
+        SeedConfig {
+            connections_max: cfg.seed_node.connections_max.max(needed),
+            ..cfg.seed_node.clone()
+        }
     }
 
     fn make_peer(
@@ -562,7 +575,10 @@ impl World {
                     self.feed(e.a, Input::Timer(timer), obs);
                 }
             }
-            Kind::DeliverGossip | Kind::DeliverRequest | Kind::DeliverReply | Kind::DeliverOther => {
+            Kind::DeliverGossip
+            | Kind::DeliverRequest
+            | Kind::DeliverReply
+            | Kind::DeliverOther => {
                 self.net.release(e.a);
                 let msg = self.materialize(e, self.now);
                 self.deliver(e, msg, obs);
@@ -705,17 +721,23 @@ impl World {
         let (kind, low) = match msg {
             Message::Gossip(g) => match self.hold_gossip(g) {
                 Ok(ord) => (Kind::DeliverGossip, ord),
-                Err(g) => (Kind::DeliverOther, self.put_payload(Payload::Msg(Message::Gossip(g)))),
+                Err(g) => (
+                    Kind::DeliverOther,
+                    self.put_payload(Payload::Msg(Message::Gossip(g))),
+                ),
             },
             Message::LivenessRequest { ts, addr }
                 if addr == self.nodes[from as usize].addr && before_at(&ts).is_some() =>
             {
                 (Kind::DeliverRequest, before_at(&ts).unwrap_or(0))
             }
-            Message::LivenessReply { ts, to: requester, from: replier }
-                if replier == self.nodes[from as usize].addr
-                    && requester == self.nodes[receiver as usize].addr
-                    && before_at(&ts).is_some() =>
+            Message::LivenessReply {
+                ts,
+                to: requester,
+                from: replier,
+            } if replier == self.nodes[from as usize].addr
+                && requester == self.nodes[receiver as usize].addr
+                && before_at(&ts).is_some() =>
             {
                 (Kind::DeliverReply, before_at(&ts).unwrap_or(0))
             }
@@ -776,7 +798,9 @@ impl World {
             Index::Layout => {
                 let i = match layout::seed_index(addr) {
                     Some(j) if j < self.cfg.seeds => j,
-                    _ => self.cfg.seeds + layout::peer_index(addr).filter(|&i| i < self.cfg.peers)?,
+                    _ => {
+                        self.cfg.seeds + layout::peer_index(addr).filter(|&i| i < self.cfg.peers)?
+                    }
                 };
                 // Node indices fit in u32: validate() bounds peers by layout::PEERS_MAX.
                 Some(i as u32)
@@ -975,6 +999,7 @@ impl World {
     }
 
     fn world_event(&mut self, e: WorldEvent, obs: &mut dyn Observer) {
+        self.stats.world_events += 1;
         self.trace.world(self.now, &e);
         obs.world(self.now, &e);
     }

@@ -253,7 +253,9 @@ impl Network {
             })
             .collect();
         mine.sort_unstable();
-        mine.into_iter().map(|(_, slot, side)| (slot, side)).collect()
+        mine.into_iter()
+            .map(|(_, slot, side)| (slot, side))
+            .collect()
     }
 
     /// If `a` and `b` are partitioned at `now`, when the partition heals.

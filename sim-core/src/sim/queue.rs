@@ -193,8 +193,8 @@ impl Queue {
         }
         // The open run holds the latest sequence numbers: on a tie of times the heap goes
         // first.
-        let open_first = !self.open.is_empty()
-            && self.heap.peek().is_none_or(|h| self.open_at < h.at);
+        let open_first =
+            !self.open.is_empty() && self.heap.peek().is_none_or(|h| self.open_at < h.at);
         if open_first {
             let at = self.open_at;
             self.retire_cur();
