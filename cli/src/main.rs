@@ -33,7 +33,8 @@ enum Cmd {
     /// links, and peer 4 crashes at 60 s. The same arguments and --seed give the same run,
     /// byte for byte; compare the printed trace digest.
     Sim(Box<SimArgs>),
-    /// Time fixed simulator workloads (1 000, 10 000 and 100 000 peers).
+    /// Time fixed simulator workloads (1 000, 10 000 and 100 000 peers); with --flood, the
+    /// flooding workload of ../shared/perf beside its floor, on the same files.
     Bench(BenchArgs),
     /// Run one seed over TCP until Ctrl-C (or --duration), then write its run folder.
     Seed(SeedArgs),
@@ -622,13 +623,22 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
 }
 
 /// `gossipnet bench --flood`: each size in a child process of its own (so that its peak
-/// memory is its own), then the floor on the same files.
+/// memory is its own), then the floor on the same files; a table of both at the end.
 fn bench_flood(args: &BenchArgs) -> Result<(), String> {
     let sizes = args.sizes.clone().unwrap_or(vec![10_000, 100_000]);
     std::fs::create_dir_all(&args.dir)
         .map_err(|e| format!("cannot create {}: {e}", args.dir.display()))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let floor = args.floor.exists().then_some(&args.floor);
+    println!(
+        "gossipnet bench --flood: ../shared/perf's flooding workload (3 seeds, capacity rule, \
+         64-entry peer lists, overlay at 30 s, 100 messages, 13 s liveness, 20 ms links, 120 s \
+         window), {} digest iteration(s); {} cores; files in {}",
+        args.hash_iterations,
+        experiments::pool::default_threads(),
+        args.dir.display()
+    );
+    let mut rows = Vec::new();
     for &n in &sizes {
         let out = std::process::Command::new(&exe)
             .args(["bench", "--one", &n.to_string(), "--dir"])
@@ -636,23 +646,74 @@ fn bench_flood(args: &BenchArgs) -> Result<(), String> {
             .args(["--hash-iterations", &args.hash_iterations.to_string()])
             .output()
             .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
-        let text = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             return Err(format!(
                 "flood workload at {n} peers failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        println!("{}", text.trim());
-        if let Some(floor) = floor {
-            let (e, s) = experiments::flood::files(&args.dir, n);
-            let out = std::process::Command::new(floor)
-                .arg(e)
-                .arg(s)
-                .output()
-                .map_err(|e| format!("cannot run {}: {e}", floor.display()))?;
-            println!("{}", String::from_utf8_lossy(&out.stdout).trim());
-        }
+        let ours = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        println!("{ours}");
+        let theirs = match floor {
+            Some(floor) => {
+                let (e, s) = experiments::flood::files(&args.dir, n);
+                let out = std::process::Command::new(floor)
+                    .arg(e)
+                    .arg(s)
+                    .output()
+                    .map_err(|e| format!("cannot run {}: {e}", floor.display()))?;
+                let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                println!("{line}");
+                Some(line)
+            }
+            None => None,
+        };
+        rows.push((n, ours, theirs));
+    }
+    println!(
+        "\n{:>9} {:>11} {:>12} {:>12} {:>7} {:>10} {:>8} {:>8} {:>10} {:>10} {:>6}",
+        "peers",
+        "bootstrap s",
+        "sends/CPU-s",
+        "floor",
+        "ratio",
+        "peak MiB",
+        "B/peer",
+        "floor B",
+        "deliveries",
+        "dups",
+        "equal"
+    );
+    for (n, ours, theirs) in &rows {
+        let kv = |line: &str, key: &str| -> Option<f64> {
+            line.split_whitespace()
+                .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|v| v.parse().ok())
+        };
+        let t = theirs.as_deref().unwrap_or("");
+        let rate = kv(ours, "sends_per_cpu_s").unwrap_or(0.0);
+        let floor_rate = kv(t, "sends_per_cpu_s");
+        let equal = match (kv(t, "deliveries"), kv(t, "dups")) {
+            (Some(d), Some(u)) => {
+                (Some(d) == kv(ours, "deliveries") && Some(u) == kv(ours, "dups")).to_string()
+            }
+            _ => "-".into(),
+        };
+        let opt = |x: Option<f64>, digits: usize| x.map_or("-".into(), |v| format!("{v:.digits$}"));
+        println!(
+            "{:>9} {:>11} {:>12} {:>12} {:>7} {:>10} {:>8} {:>8} {:>10} {:>10} {:>6}",
+            n,
+            opt(kv(ours, "bootstrap_s"), 1),
+            format!("{:.2} M", rate / 1e6),
+            floor_rate.map_or("-".into(), |f| format!("{:.2} M", f / 1e6)),
+            floor_rate.map_or("-".into(), |f| format!("{:.3}", rate / f.max(1.0))),
+            opt(kv(ours, "peak_rss_mib"), 0),
+            opt(kv(ours, "bytes_per_peer"), 0),
+            opt(kv(t, "bytes_per_peer"), 0),
+            opt(kv(ours, "deliveries"), 0),
+            opt(kv(ours, "dups"), 0),
+            equal
+        );
     }
     if floor.is_none() {
         println!(
