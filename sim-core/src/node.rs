@@ -553,7 +553,9 @@ const SPARE_QUEUE_CAPACITY_MAX: usize = 4096;
 std::thread_local! {
     /// Drained queues, lent to the next outbox that needs one: a driver drains one machine
     /// at a time, so a few queues serve a million machines, and a flood neither allocates
-    /// nor grows its queue step by step.
+    /// nor grows its queue step by step. Storage, not a thread: only capacity passes through
+    /// it, never an output, so it cannot change what a run does (measured on the flood
+    /// workload at 10 000 peers: a fresh queue per flood instead costs a fifth of the rate).
     static SPARE_QUEUES: core::cell::RefCell<Vec<std::collections::VecDeque<Output>>> =
         const { core::cell::RefCell::new(Vec::new()) };
 }
