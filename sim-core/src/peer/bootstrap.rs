@@ -40,6 +40,7 @@ impl PeerNode {
         self.out.event(Event::SeedsChosen {
             seeds: chosen.clone(),
         });
+        self.seeds.reserve_exact(chosen.len());
         for addr in chosen {
             self.seeds.push(SeedLink {
                 addr,
