@@ -383,7 +383,7 @@ impl World {
             ),
         };
         let mut w = World {
-            net: Network::new(&cfg.faults, cfg.seeds),
+            net: Network::new(&cfg.faults, cfg.seeds, cfg.latency),
             rng: ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, STREAM_NET, 0, 0)),
             now: Time::ZERO,
             queue: Queue::default(),

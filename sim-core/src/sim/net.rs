@@ -69,14 +69,12 @@ impl FromStr for Latency {
     }
 }
 
-/// One end of a link (16 bytes).
+/// One end of a link (8 bytes).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct End {
     pub(super) node: u32,
     /// The node's incarnation when the link was made; a restarted node has no old links.
     pub(super) incarnation: u32,
-    /// Latest delivery time scheduled towards this end (keeps each direction in order).
-    pub(super) arrivals_until: Time,
 }
 
 /// A TCP connection between two nodes; `ends[0]` dialed.
@@ -117,6 +115,10 @@ impl Link {
 #[derive(Debug, Default)]
 pub(super) struct Network {
     links: Vec<Link>,
+    /// Per slot, the latest delivery time scheduled towards each end, which keeps each
+    /// direction in order. Kept only when latencies differ or partitions hold traffic: with
+    /// one fixed latency and no partition, a message sent later always arrives later.
+    arrivals_until: Option<Vec<[Time; 2]>>,
     free: Vec<u32>,
     next_serial: u32,
     partitions: Vec<(core::ops::Range<usize>, core::ops::Range<usize>, Time, Time)>,
@@ -129,8 +131,8 @@ pub(super) fn conn_id(serial: u32, slot: u32) -> u64 {
 }
 
 impl Network {
-    pub(super) fn new(faults: &[Fault], seeds: usize) -> Self {
-        let partitions = faults
+    pub(super) fn new(faults: &[Fault], seeds: usize, latency: Latency) -> Self {
+        let partitions: Vec<_> = faults
             .iter()
             .filter_map(|f| match f {
                 // Stored as node indices (seeds come first).
@@ -143,8 +145,10 @@ impl Network {
                 _ => None,
             })
             .collect();
+        let ordered = matches!(latency, Latency::Fixed(_)) && partitions.is_empty();
         Network {
             links: Vec::new(),
+            arrivals_until: (!ordered).then(Vec::new),
             free: Vec::new(),
             next_serial: 1,
             partitions,
@@ -161,11 +165,7 @@ impl Network {
         let serial = self.next_serial;
         debug_assert!(serial < u32::MAX, "4 billion connections in one run");
         self.next_serial = serial.wrapping_add(1);
-        let end = |(node, incarnation)| End {
-            node,
-            incarnation,
-            arrivals_until: now,
-        };
+        let end = |(node, incarnation)| End { node, incarnation };
         let link = Link {
             ends: [end(from), end(to)],
             open: 0b11,
@@ -176,10 +176,16 @@ impl Network {
         match self.free.pop() {
             Some(slot) => {
                 self.links[slot as usize] = link;
+                if let Some(a) = self.arrivals_until.as_mut() {
+                    a[slot as usize] = [now; 2];
+                }
                 slot
             }
             None => {
                 self.links.push(link);
+                if let Some(a) = self.arrivals_until.as_mut() {
+                    a.push([now; 2]);
+                }
                 // Slots are reused, so there are never more than there are open links.
                 u32::try_from(self.links.len() - 1).unwrap_or(u32::MAX)
             }
@@ -281,9 +287,12 @@ impl Network {
             let (a, b) = (l.ends[1 - to].node as usize, l.ends[to].node as usize);
             self.partitioned_until(a, b, now).unwrap_or(now)
         };
-        let end = &mut self.links[slot as usize].ends[to];
-        let at = (held_until + latency).max(end.arrivals_until);
-        end.arrivals_until = at;
+        let Some(until) = self.arrivals_until.as_mut() else {
+            return held_until + latency;
+        };
+        let until = &mut until[slot as usize][to];
+        let at = (held_until + latency).max(*until);
+        *until = at;
         at
     }
 }
@@ -316,7 +325,8 @@ mod tests {
 
     #[test]
     fn a_direction_never_reorders_even_with_jitter() {
-        let mut net = Network::default();
+        let jitter = Latency::Uniform(Duration(5), Duration(50));
+        let mut net = Network::new(&[], 0, jitter);
         let l = net.new_link((0, 0), (1, 0), Time::ZERO);
         let slow = net.arrival(l, 1, Time(0), Duration(50));
         let fast = net.arrival(l, 1, Time(1), Duration(5));
