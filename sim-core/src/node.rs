@@ -602,11 +602,6 @@ impl Outbox {
             self.arm(timer, at);
         }
     }
-    /// The deadline of `timer`, if armed.
-    pub fn deadline(&self, timer: TimerId) -> Option<Time> {
-        let d = self.deadlines[timer.index()];
-        (d != Time::NEVER).then_some(d)
-    }
     /// Whether `timer` is due at `now`; a due timer is disarmed (the caller re-arms it).
     pub fn take_due(&mut self, timer: TimerId, now: Time) -> bool {
         let slot = &mut self.deadlines[timer.index()];
