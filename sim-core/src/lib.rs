@@ -60,6 +60,7 @@ pub mod digest;
 pub mod limits;
 pub mod node;
 pub mod peer;
+pub mod prefetch;
 pub mod report;
 pub mod rng;
 pub mod seed;

@@ -47,6 +47,18 @@ impl<K: Ord, V> VecMap<K, V> {
         self.entries.len()
     }
 
+    /// Starts loading the table into the cache, as much as a linear search reads (a hint).
+    pub fn prefetch(&self) {
+        let n = self.entries.len().min(LINEAR_MAX);
+        let step = (64 / std::mem::size_of::<(K, V)>().max(1)).max(1);
+        for e in self.entries[..n].iter().step_by(step) {
+            crate::prefetch::prefetch(e);
+        }
+        if let Some(last) = self.entries[..n].last() {
+            crate::prefetch::prefetch(last);
+        }
+    }
+
     /// No entries.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

@@ -67,6 +67,12 @@ impl SeenSet {
     pub(super) fn len(&self) -> usize {
         self.current.len() + self.older.len()
     }
+
+    /// Starts loading the words a look-up of `ord` reads (a cache hint).
+    pub(super) fn prefetch(&self, ord: Ordinal) {
+        self.current.prefetch(ord);
+        self.older.prefetch(ord);
+    }
 }
 
 /// A set of ordinals: a sorted list while sparse, a bitset once that is no bigger. Flooding
@@ -102,6 +108,19 @@ impl OrdSet {
 
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn prefetch(&self, ord: Ordinal) {
+        match self {
+            OrdSet::Sparse(v) => crate::prefetch::prefetch_first(v),
+            OrdSet::Dense { base, words, .. } => {
+                let w = ord.saturating_sub(*base) / 64;
+                let w = usize::try_from(w)
+                    .unwrap_or(usize::MAX)
+                    .min(words.len().saturating_sub(1));
+                crate::prefetch::prefetch_first(&words[w.min(words.len())..]);
+            }
+        }
     }
 
     fn contains(&self, ord: Ordinal) -> bool {

@@ -517,10 +517,45 @@ impl World {
             debug_assert!(at >= self.now, "the queue never yields the past");
             self.now = at;
             self.stats.events_processed += 1;
+            self.prefetch_ahead();
             self.act(entry, obs);
         }
         self.now = self.now.max(end);
         self.trace.flush();
+    }
+
+    /// Cache hints for the deliveries a few entries ahead: the receiver's slot, machine and
+    /// link far ahead, its tables (read through the machine) nearer. At 100 000 peers and more
+    /// each is a miss in every cache, and they would otherwise be waited for one after another.
+    fn prefetch_ahead(&self) {
+        use crate::prefetch::prefetch;
+        const FAR: usize = 6;
+        const NEAR: usize = 2;
+        let seeds = self.seed_nodes.len();
+        if let Some(e) = self.queue.ahead(FAR)
+            && e.kind.is_delivery()
+        {
+            let r = (e.b >> 32) as usize;
+            if let Some(slot) = self.nodes.get(r) {
+                prefetch(slot);
+            }
+            if let Some(p) = r.checked_sub(seeds).and_then(|i| self.peer_nodes.get(i)) {
+                prefetch(p);
+            }
+            self.net.prefetch(e.a);
+        }
+        if let Some(e) = self.queue.ahead(NEAR)
+            && e.kind.is_delivery()
+            && let Some(p) = ((e.b >> 32) as usize)
+                .checked_sub(seeds)
+                .and_then(|i| self.peer_nodes.get(i))
+        {
+            if e.kind == Kind::DeliverGossip {
+                p.prefetch_for_gossip(e.b & 0xffff_ffff);
+            } else {
+                p.prefetch_for_message();
+            }
+        }
     }
 
     fn schedule(&mut self, at: Time, e: Entry) {

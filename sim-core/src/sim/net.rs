@@ -204,6 +204,13 @@ impl Network {
         &self.links[slot as usize]
     }
 
+    /// Starts loading the link in `slot` (a cache hint).
+    pub(super) fn prefetch(&self, slot: u32) {
+        if let Some(l) = self.links.get(slot as usize) {
+            crate::prefetch::prefetch(l);
+        }
+    }
+
     /// The link in `slot`, unless it was forgotten.
     pub(super) fn get(&self, slot: u32) -> Option<&Link> {
         self.links.get(slot as usize).filter(|l| !l.removed)

@@ -41,6 +41,16 @@ pub(super) enum Kind {
     Run,
 }
 
+impl Kind {
+    /// A message arriving at one end of a link (`a` the link, `b >> 32` the receiver).
+    pub(super) fn is_delivery(self) -> bool {
+        matches!(
+            self,
+            Kind::DeliverGossip | Kind::DeliverRequest | Kind::DeliverReply | Kind::DeliverOther
+        )
+    }
+}
+
 /// One queued action in 16 bytes; bigger payloads live in the world's slabs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) struct Entry {
@@ -182,6 +192,12 @@ impl Queue {
             (Some(h), Some(o)) => Some(h.min(o)),
             (h, o) => h.or(o),
         }
+    }
+
+    /// The entry `k` places after the next one, when it is in the run being drained (a
+    /// look-ahead for cache hints; `None` says nothing about what follows).
+    pub(super) fn ahead(&self, k: usize) -> Option<&Entry> {
+        self.cur.get(self.cur_pos + k)
     }
 
     /// The next entry and its time.
