@@ -612,6 +612,11 @@ impl Outbox {
             false
         }
     }
+    /// The outputs queued, in the order [`Outbox::pop`] gives them, without taking them.
+    pub fn queued(&self) -> impl Iterator<Item = &Output> {
+        self.head.iter().chain(self.rest.iter())
+    }
+
     /// The next output.
     pub fn pop(&mut self) -> Option<Output> {
         if let Some(out) = self.head.take() {

@@ -30,7 +30,7 @@ pub(super) struct SeenSet {
 impl SeenSet {
     /// Records `ord`, made at `now`; false if it was already there.
     pub(super) fn insert(&mut self, ord: Ordinal, now: Time) -> bool {
-        if self.current.contains(ord) || self.older.contains(ord) {
+        if self.contains(ord) {
             return false;
         }
         if self.len() >= SEEN_ENTRIES_MAX {
@@ -66,6 +66,11 @@ impl SeenSet {
 
     pub(super) fn len(&self) -> usize {
         self.current.len() + self.older.len()
+    }
+
+    /// Whether `ord` is in either generation.
+    pub(super) fn contains(&self, ord: Ordinal) -> bool {
+        self.current.contains(ord) || self.older.contains(ord)
     }
 
     /// Starts loading the words a look-up of `ord` reads (a cache hint).

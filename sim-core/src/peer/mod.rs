@@ -210,9 +210,24 @@ impl PeerNode {
         self.seen.prefetch(ord);
     }
 
+    /// Starts loading the neighbour table if a gossip message with memo ordinal `ord` would
+    /// be new here, so flooded on (a cache hint, best called after
+    /// [`PeerNode::prefetch_for_gossip`] had time to bring the seen-set in).
+    pub fn prefetch_flood(&self, ord: u64) {
+        if !self.seen.contains(ord) {
+            self.neighbours.prefetch();
+        }
+    }
+
     /// Starts loading the connection table that any received message reads (a cache hint).
     pub fn prefetch_for_message(&self) {
         self.conns.prefetch();
+    }
+
+    /// The outputs waiting for [`Node::poll_output`], in order, without taking them (a
+    /// driver may look ahead, for example to start loading what they will touch).
+    pub fn queued_outputs(&self) -> impl Iterator<Item = &Output> {
+        self.out.queued()
     }
 
     /// Entries in the seen-set.

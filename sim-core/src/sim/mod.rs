@@ -530,7 +530,8 @@ impl World {
     fn prefetch_ahead(&self) {
         use crate::prefetch::prefetch;
         const FAR: usize = 6;
-        const NEAR: usize = 2;
+        const NEAR: usize = 3;
+        const NEXT: usize = 1;
         let seeds = self.seed_nodes.len();
         if let Some(e) = self.queue.ahead(FAR)
             && e.kind.is_delivery()
@@ -555,6 +556,14 @@ impl World {
             } else {
                 p.prefetch_for_message();
             }
+        }
+        if let Some(e) = self.queue.ahead(NEXT)
+            && e.kind == Kind::DeliverGossip
+            && let Some(p) = ((e.b >> 32) as usize)
+                .checked_sub(seeds)
+                .and_then(|i| self.peer_nodes.get(i))
+        {
+            p.prefetch_flood(e.b & 0xffff_ffff);
         }
     }
 
@@ -699,6 +708,12 @@ impl World {
             }
         } else {
             self.peer_nodes[i - seeds].handle(now, input);
+            // A flood's sends each read their link: start loading all of them at once.
+            for out in self.peer_nodes[i - seeds].queued_outputs() {
+                if let Output::Send { conn, .. } = out {
+                    self.net.prefetch(net::conn_slot(conn.0));
+                }
+            }
             while let Some(out) = self.peer_nodes[i - seeds].poll_output() {
                 self.apply(node, out, obs);
             }

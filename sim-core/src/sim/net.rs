@@ -130,6 +130,11 @@ pub(super) fn conn_id(serial: u32, slot: u32) -> u64 {
     (u64::from(serial) << 32) | u64::from(slot)
 }
 
+/// The slot a connection id names (its low half).
+pub(super) fn conn_slot(conn: u64) -> u32 {
+    conn as u32
+}
+
 impl Network {
     pub(super) fn new(faults: &[Fault], seeds: usize, latency: Latency) -> Self {
         let partitions: Vec<_> = faults
@@ -194,7 +199,7 @@ impl Network {
 
     /// The live link named by `conn`.
     pub(super) fn by_conn(&self, conn: u64) -> Option<(u32, &Link)> {
-        let slot = conn as u32;
+        let slot = conn_slot(conn);
         let l = self.links.get(slot as usize)?;
         (!l.removed && u64::from(l.serial) == conn >> 32).then_some((slot, l))
     }
