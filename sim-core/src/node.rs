@@ -612,6 +612,12 @@ impl Outbox {
             false
         }
     }
+    /// Starts loading the outbox's fields (a cache hint).
+    pub fn prefetch(&self) {
+        crate::prefetch::prefetch(&self.rest);
+        crate::prefetch::prefetch(&self.deadlines);
+    }
+
     /// The outputs queued, in the order [`Outbox::pop`] gives them, without taking them.
     pub fn queued(&self) -> impl Iterator<Item = &Output> {
         self.head.iter().chain(self.rest.iter())

@@ -541,7 +541,7 @@ impl World {
                 prefetch(slot);
             }
             if let Some(p) = r.checked_sub(seeds).and_then(|i| self.peer_nodes.get(i)) {
-                prefetch(p);
+                p.prefetch();
             }
             self.net.prefetch(e.a);
         }
