@@ -59,6 +59,8 @@ pub struct FloodRow {
     pub edges: usize,
     /// Wall seconds of bootstrap (0 to 30 s virtual).
     pub bootstrap_s: f64,
+    /// Queue entries the world acted on during bootstrap.
+    pub bootstrap_events: u64,
     /// Messages delivered in the window (gossip, liveness requests and replies).
     pub sends: u64,
     /// CPU seconds of the window (every thread of the process).
@@ -89,12 +91,13 @@ impl FloodRow {
     /// The row as the floor prints it: `key=value` fields on one line.
     pub fn to_line(&self) -> String {
         format!(
-            "impl=gossipnet n={} edges={} bootstrap_s={:.3} wall_s={:.3} cpu_s={:.3} \
+            "impl=gossipnet n={} edges={} bootstrap_s={:.3} bootstrap_events={} wall_s={:.3} cpu_s={:.3} \
              sends_per_cpu_s={:.0} sends={} deliveries={} dups={} peak_rss_mib={:.1} \
              bytes_per_peer={} trace={}",
             self.peers,
             self.edges,
             self.bootstrap_s,
+            self.bootstrap_events,
             self.wall_s,
             self.cpu_s,
             self.rate(),
@@ -141,6 +144,7 @@ pub fn run(peers: usize, hash_iterations: u32, dir: &Path) -> Result<FloodRow, S
     let mut counter = Counter::default();
     world.run_until(Time(WINDOW_START.0 - 1), &mut counter);
     let bootstrap_s = started.elapsed().as_secs_f64();
+    let bootstrap_events = world.stats().events_processed;
 
     let edges = overlay(&world, peers)?;
     let schedule = schedule(peers);
@@ -157,6 +161,7 @@ pub fn run(peers: usize, hash_iterations: u32, dir: &Path) -> Result<FloodRow, S
         peers,
         edges: edges.len(),
         bootstrap_s,
+        bootstrap_events,
         sends: world.stats().messages_delivered - before,
         cpu_s,
         wall_s,
