@@ -200,6 +200,17 @@ impl<K: Ord> VecSet<K> {
         self.map.keys()
     }
 
+    /// Where `k` is in the order: `Ok` with its index if a member, else `Err` with the
+    /// index it would take.
+    pub fn position(&self, k: &K) -> Result<usize, usize> {
+        self.map.find(k)
+    }
+
+    /// The member at index `i` of the order.
+    pub fn get_index(&self, i: usize) -> Option<&K> {
+        self.map.entries.get(i).map(|(k, _)| k)
+    }
+
     /// Gives back all spare memory.
     pub fn shrink_to_fit(&mut self) {
         self.map.shrink_to_fit();

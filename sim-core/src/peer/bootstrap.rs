@@ -203,7 +203,7 @@ impl PeerNode {
             self.fill();
         } else if self.bootstrapped {
             self.rng.with(|rng| fresh.shuffle(rng));
-            self.candidates.extend(fresh);
+            self.known.extend_candidates(fresh);
             self.fill();
         } else {
             self.maybe_bootstrapped();

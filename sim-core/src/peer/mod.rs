@@ -6,6 +6,7 @@
 
 mod bootstrap;
 mod gossip;
+mod known;
 mod liveness;
 mod neighbours;
 
@@ -27,6 +28,7 @@ use crate::wire::{Message, WireError};
 
 use bootstrap::SeedLink;
 use gossip::SeenSet;
+use known::Known;
 use neighbours::Neighbour;
 
 /// A peer's protocol settings. The defaults are the reference implementation's values.
@@ -130,13 +132,12 @@ pub struct PeerNode {
     handshakes: VecMap<ConnId, Time>,
     seed_addrs: Arc<[NodeAddr]>,
     seeds: Vec<SeedLink>,
-    known: VecSet<NodeAddr>,
+    /// Known peers, and the ones not yet tried since the last refresh (in random order).
+    known: Known,
     /// Degrees of known peers as the seeds' lists last gave them (preferential attachment).
     degrees: VecMap<NodeAddr, u32>,
     /// Peers we asked to be neighbours and have no answer from yet.
     dialing: VecSet<NodeAddr>,
-    /// Known peers not yet tried since the last refresh, in random order (popped from the end).
-    candidates: Vec<NodeAddr>,
 }
 
 impl PeerNode {
@@ -172,11 +173,10 @@ impl PeerNode {
             seed_addrs: seeds,
             seeds: Vec::new(),
             bootstrapped: false,
-            known: VecSet::new(),
+            known: Known::default(),
             degrees: VecMap::new(),
             neighbours: VecMap::new(),
             dialing: VecSet::new(),
-            candidates: Vec::new(),
             originated: 0,
             seen: SeenSet::default(),
             cfg,

@@ -252,11 +252,11 @@ impl PeerNode {
         if self.cfg.topology.by_degree() {
             let degrees = &self.degrees;
             let weight = |p: &NodeAddr| f64::from(degrees.get(p).copied().unwrap_or(0).max(1));
-            self.candidates = self.rng.with(|rng| weighted_order(rng, c, weight));
+            let order = self.rng.with(|rng| weighted_order(rng, c, weight));
+            self.known.set_candidates(order);
         } else {
             self.rng.with(|rng| c.shuffle(rng));
-            c.shrink_to_fit();
-            self.candidates = c;
+            self.known.set_candidates(c);
         }
     }
 
@@ -266,7 +266,7 @@ impl PeerNode {
             return;
         }
         while self.wants_dial() && self.dialing.len() < HANDSHAKES_MAX {
-            let Some(peer) = self.candidates.pop() else {
+            let Some(peer) = self.known.pop_candidate() else {
                 break;
             };
             let taken = self.neighbours.contains_key(&peer) || self.dialing.contains(&peer);
