@@ -715,6 +715,23 @@ fn bench_flood(args: &BenchArgs) -> Result<(), String> {
             equal
         );
     }
+    for (n, ours, _) in &rows {
+        let field = |key: &str| {
+            ours.split_whitespace()
+                .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+                .unwrap_or("?")
+                .to_string()
+        };
+        if field("overlay_changes") != "0" {
+            println!(
+                "at {n} peers the overlay changed in the window ({} neighbour events; {} peers \
+                 had no neighbour at 30 s and joined later): the floor floods the overlay of \
+                 30 s, so deliveries differ by what those peers received",
+                field("overlay_changes"),
+                field("isolated")
+            );
+        }
+    }
     if floor.is_none() {
         println!(
             "no floor at {}: build it with cargo build --release --manifest-path \

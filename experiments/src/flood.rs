@@ -59,6 +59,13 @@ pub struct FloodRow {
     pub edges: usize,
     /// Wall seconds of bootstrap (0 to 30 s virtual).
     pub bootstrap_s: f64,
+    /// Peers with no neighbour when the overlay is taken.
+    pub isolated: usize,
+    /// Neighbours added or removed during the window: the floor's overlay is static, so
+    /// deliveries can equal the floor's only when this is 0.
+    pub overlay_changes: u64,
+    /// Wall seconds of the whole run in this process (bootstrap, files, window).
+    pub total_s: f64,
     /// Queue entries the world acted on during bootstrap.
     pub bootstrap_events: u64,
     /// Messages delivered in the window (gossip, liveness requests and replies).
@@ -91,13 +98,16 @@ impl FloodRow {
     /// The row as the floor prints it: `key=value` fields on one line.
     pub fn to_line(&self) -> String {
         format!(
-            "impl=gossipnet n={} edges={} bootstrap_s={:.3} bootstrap_events={} wall_s={:.3} cpu_s={:.3} \
+            "impl=gossipnet n={} edges={} bootstrap_s={:.3} bootstrap_events={} isolated={} overlay_changes={} total_s={:.1} wall_s={:.3} cpu_s={:.3} \
              sends_per_cpu_s={:.0} sends={} deliveries={} dups={} peak_rss_mib={:.1} \
              bytes_per_peer={} trace={}",
             self.peers,
             self.edges,
             self.bootstrap_s,
             self.bootstrap_events,
+            self.isolated,
+            self.overlay_changes,
+            self.total_s,
             self.wall_s,
             self.cpu_s,
             self.rate(),
@@ -115,6 +125,7 @@ impl FloodRow {
 struct Counter {
     deliveries: u64,
     dups: u64,
+    overlay_changes: u64,
 }
 
 impl Observer for Counter {
@@ -122,6 +133,9 @@ impl Observer for Counter {
         match e {
             Event::GossipDelivered { .. } => self.deliveries += 1,
             Event::DuplicateDropped { .. } => self.dups += 1,
+            Event::NeighbourAdded { .. } | Event::NeighbourRemoved { .. } => {
+                self.overlay_changes += 1;
+            }
             _ => {}
         }
     }
@@ -147,6 +161,13 @@ pub fn run(peers: usize, hash_iterations: u32, dir: &Path) -> Result<FloodRow, S
     let bootstrap_events = world.stats().events_processed;
 
     let edges = overlay(&world, peers)?;
+    let isolated = (0..peers)
+        .filter(|&i| {
+            world
+                .peer(i)
+                .is_some_and(|p| p.neighbours().next().is_none())
+        })
+        .count();
     let schedule = schedule(peers);
     let (edges_path, sched_path) = files(dir, peers);
     write_edges(&edges_path, peers, &edges)?;
@@ -162,6 +183,9 @@ pub fn run(peers: usize, hash_iterations: u32, dir: &Path) -> Result<FloodRow, S
         edges: edges.len(),
         bootstrap_s,
         bootstrap_events,
+        isolated,
+        overlay_changes: counter.overlay_changes,
+        total_s: started.elapsed().as_secs_f64(),
         sends: world.stats().messages_delivered - before,
         cpu_s,
         wall_s,
