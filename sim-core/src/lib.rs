@@ -59,6 +59,7 @@ pub mod addr;
 pub mod digest;
 pub mod limits;
 pub mod node;
+pub mod packed;
 pub mod peer;
 pub mod prefetch;
 pub mod report;

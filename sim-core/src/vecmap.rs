@@ -215,6 +215,20 @@ impl<K: Ord> VecSet<K> {
     pub fn shrink_to_fit(&mut self) {
         self.map.shrink_to_fit();
     }
+
+    /// The set of `sorted`, which must be strictly increasing (entries out of order or
+    /// repeated are left out).
+    pub fn from_sorted(sorted: impl IntoIterator<Item = K>) -> Self {
+        let mut entries: Vec<(K, ())> = Vec::new();
+        for k in sorted {
+            if entries.last().is_none_or(|(last, _)| *last < k) {
+                entries.push((k, ()));
+            }
+        }
+        VecSet {
+            map: VecMap { entries },
+        }
+    }
 }
 
 #[cfg(test)]

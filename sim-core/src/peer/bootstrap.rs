@@ -174,6 +174,7 @@ impl PeerNode {
         let entries = peers.len();
         let me = self.addr;
         let mut fresh = Vec::new();
+        self.known.unpack();
         for ListedPeer { addr: p, degree } in peers {
             if p == me {
                 continue;
@@ -187,7 +188,7 @@ impl PeerNode {
                 fresh.push(p);
             }
         }
-        self.known.shrink_to_fit();
+        self.known.pack();
         let known = self.known.len();
         self.out.event(Event::PeerListReceived {
             seed,

@@ -11,7 +11,78 @@
 //! popped are always those a plain list of addresses would give.
 
 use crate::addr::NodeAddr;
+use crate::packed::PackedAddrs;
 use crate::vecmap::VecSet;
+
+/// The known table: packed (about 3 bytes a peer) at rest, a plain sorted vector while a
+/// peer list is merged in (one look-up per listed peer would otherwise decode it each time).
+#[derive(Debug)]
+enum Set {
+    Plain(VecSet<NodeAddr>),
+    Packed(PackedAddrs),
+}
+
+impl Set {
+    fn len(&self) -> usize {
+        match self {
+            Set::Plain(s) => s.len(),
+            Set::Packed(s) => s.len(),
+        }
+    }
+
+    fn contains(&self, a: &NodeAddr) -> bool {
+        match self {
+            Set::Plain(s) => s.contains(a),
+            Set::Packed(s) => s.contains(a),
+        }
+    }
+
+    fn position(&self, a: &NodeAddr) -> Result<usize, usize> {
+        match self {
+            Set::Plain(s) => s.position(a),
+            Set::Packed(s) => s.position(a),
+        }
+    }
+
+    fn get_index(&self, i: usize) -> Option<NodeAddr> {
+        match self {
+            Set::Plain(s) => s.get_index(i).copied(),
+            Set::Packed(s) => s.get_index(i),
+        }
+    }
+
+    /// Adds `a`: `Err` with the index it took, or `Ok` with its index if it was there.
+    fn insert(&mut self, a: NodeAddr) -> Result<usize, usize> {
+        match self {
+            Set::Plain(s) => {
+                let pos = s.position(&a);
+                if pos.is_err() {
+                    s.insert(a);
+                }
+                pos
+            }
+            Set::Packed(s) => s.insert(a),
+        }
+    }
+
+    fn remove(&mut self, a: &NodeAddr) -> bool {
+        match self {
+            Set::Plain(s) => s.remove(a),
+            Set::Packed(s) => s.remove(a),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = NodeAddr> + '_ {
+        let (plain, packed) = match self {
+            Set::Plain(s) => (Some(s.iter().copied()), None),
+            Set::Packed(s) => (None, Some(s.iter())),
+        };
+        plain
+            .into_iter()
+            .flatten()
+            .chain(packed.into_iter().flatten())
+    }
+}
 
 /// Known peers the mask covers.
 const MASK_BITS: usize = 256;
@@ -29,14 +100,14 @@ enum Candidates {
 /// The known peers (sorted) and the candidates to dial (in a fixed order).
 #[derive(Debug)]
 pub(super) struct Known {
-    set: VecSet<NodeAddr>,
+    set: Set,
     candidates: Candidates,
 }
 
 impl Default for Known {
     fn default() -> Self {
         Known {
-            set: VecSet::new(),
+            set: Set::Packed(PackedAddrs::new()),
             candidates: Candidates::Addrs(Vec::new()),
         }
     }
@@ -52,22 +123,37 @@ impl Known {
     }
 
     /// Known peers in address order.
-    pub(super) fn iter(&self) -> impl Iterator<Item = &NodeAddr> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = NodeAddr> + '_ {
         self.set.iter()
+    }
+
+    /// Holds the table plainly, for many look-ups and inserts in a row; [`Known::pack`]
+    /// packs it again.
+    pub(super) fn unpack(&mut self) {
+        if let Set::Packed(p) = &self.set {
+            self.set = Set::Plain(VecSet::from_sorted(p.iter()));
+        }
+    }
+
+    /// Packs the table (about 3 bytes a peer).
+    pub(super) fn pack(&mut self) {
+        if let Set::Plain(s) = &self.set {
+            self.set = Set::Packed(PackedAddrs::from_sorted(s.iter().copied()));
+        }
     }
 
     /// Adds `a`; false if it was known already.
     pub(super) fn insert(&mut self, a: NodeAddr) -> bool {
-        let Err(pos) = self.set.position(&a) else {
-            return false;
-        };
         if self.set.len() + 1 > MASK_BITS {
             self.spell_out();
         }
+        let Err(pos) = self.set.insert(a) else {
+            return false;
+        };
         if let Candidates::Ranks { mask, .. } = &mut self.candidates {
             insert_zero(mask, pos);
         }
-        self.set.insert(a)
+        true
     }
 
     /// Forgets `a`; false if it was not known. A candidate stays a candidate (as an address).
@@ -84,10 +170,6 @@ impl Known {
             remove_bit(mask, pos);
         }
         self.set.remove(a)
-    }
-
-    pub(super) fn shrink_to_fit(&mut self) {
-        self.set.shrink_to_fit();
     }
 
     /// The candidates from now on: `order`, popped from the end.
@@ -107,15 +189,23 @@ impl Known {
         }
     }
 
-    /// The next candidate.
+    /// The next candidate that is still known (a candidate forgotten since is passed over).
     pub(super) fn pop_candidate(&mut self) -> Option<NodeAddr> {
         match &mut self.candidates {
-            Candidates::Addrs(v) => v.pop(),
+            Candidates::Addrs(v) => {
+                while let Some(a) = v.pop() {
+                    if self.set.contains(&a) {
+                        return Some(a);
+                    }
+                }
+                None
+            }
+            // A rank names a known entry by construction.
             Candidates::Ranks { mask, ranks } => {
                 let r = ranks.pop()?;
                 let a = select(mask, usize::from(r)).and_then(|pos| self.set.get_index(pos));
                 debug_assert!(a.is_some(), "every rank names a known peer");
-                a.copied()
+                a
             }
         }
     }
@@ -125,10 +215,12 @@ impl Known {
         if self.set.len() > MASK_BITS {
             return None;
         }
+        // One pass over the table, not one decode per candidate.
+        let known: Vec<NodeAddr> = self.set.iter().collect();
         let mut mask = [0u64; WORDS];
         let mut positions = Vec::with_capacity(order.len());
         for a in order {
-            let pos = self.set.position(a).ok()?;
+            let pos = known.binary_search(a).ok()?;
             if bit(&mask, pos) {
                 return None;
             }
@@ -146,10 +238,17 @@ impl Known {
     /// Turns ranks into addresses (while the known table still holds every candidate).
     fn spell_out(&mut self) {
         if let Candidates::Ranks { mask, ranks } = &self.candidates {
+            // One pass over the table, not one decode per rank.
+            let marked: Vec<NodeAddr> = self
+                .set
+                .iter()
+                .enumerate()
+                .filter(|&(p, _)| bit(mask, p))
+                .map(|(_, a)| a)
+                .collect();
             let addrs = ranks
                 .iter()
-                .filter_map(|&r| select(mask, usize::from(r)).and_then(|p| self.set.get_index(p)))
-                .copied()
+                .filter_map(|&r| marked.get(usize::from(r)).copied())
                 .collect();
             self.candidates = Candidates::Addrs(addrs);
         }
@@ -240,6 +339,18 @@ mod tests {
         candidates: Vec<NodeAddr>,
     }
 
+    impl Model {
+        /// The next candidate still known; forgotten ones are passed over.
+        fn pop_known(&mut self) -> Option<NodeAddr> {
+            while let Some(c) = self.candidates.pop() {
+                if self.set.contains(&c) {
+                    return Some(c);
+                }
+            }
+            None
+        }
+    }
+
     fn addr(i: u16) -> NodeAddr {
         NodeAddr::new([127, 0, (i >> 8) as u8, 1].into(), 1000 + (i & 0xff))
     }
@@ -277,12 +388,12 @@ mod tests {
                         k.extend_candidates(more.clone());
                         m.candidates.extend(more);
                     }
-                    _ => prop_assert_eq!(k.pop_candidate(), m.candidates.pop()),
+                    _ => prop_assert_eq!(k.pop_candidate(), m.pop_known()),
                 }
                 prop_assert_eq!(k.len(), m.set.len());
-                prop_assert!(k.iter().eq(m.set.iter()));
+                prop_assert!(k.iter().eq(m.set.iter().copied()));
             }
-            while let Some(c) = m.candidates.pop() {
+            while let Some(c) = m.pop_known() {
                 prop_assert_eq!(k.pop_candidate(), Some(c));
             }
             prop_assert_eq!(k.pop_candidate(), None);

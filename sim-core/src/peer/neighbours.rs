@@ -247,7 +247,6 @@ impl PeerNode {
             .known
             .iter()
             .filter(|p| !self.neighbours.contains_key(p) && !self.dialing.contains(p))
-            .copied()
             .collect();
         if self.cfg.topology.by_degree() {
             let degrees = &self.degrees;
@@ -270,7 +269,7 @@ impl PeerNode {
                 break;
             };
             let taken = self.neighbours.contains_key(&peer) || self.dialing.contains(&peer);
-            if taken || peer == self.addr || !self.known.contains(&peer) {
+            if taken || peer == self.addr {
                 continue;
             }
             self.dialing.insert(peer);
