@@ -632,7 +632,8 @@ fn bench_flood(args: &BenchArgs) -> Result<(), String> {
     let floor = args.floor.exists().then_some(&args.floor);
     println!(
         "gossipnet bench --flood: ../shared/perf's flooding workload (3 seeds, capacity rule, \
-         64-entry peer lists, overlay at 30 s, 100 messages, 13 s liveness, 20 ms links, 120 s \
+         64-entry peer lists, overlay at 30 s or the next liveness round with no isolated peer, \
+         100 messages, 13 s liveness, 20 ms links, 120 s \
          window), {} digest iteration(s); {} cores; files in {}",
         args.hash_iterations,
         experiments::pool::default_threads(),

@@ -2,7 +2,8 @@
 //!
 //! The overlay is the simulator's own network after bootstrap: 3 seeds, N peers joining
 //! evenly over 20 s under the capacity rule, peer lists of at most 64 entries, taken at
-//! t = 30 s. Then 100 gossip messages, each from a random peer at a random time in the first
+//! t = 30 s (or, while a peer is still isolated then, at the first liveness-round boundary
+//! after it where none is: an isolated peer redials, and the floor's overlay is static). Then 100 gossip messages, each from a random peer at a random time in the first
 //! 60 s of a 120 s window, flood it; every peer keeps its 13 s liveness rounds. Work is
 //! messages delivered (gossip, liveness requests and replies); the rate is work per CPU
 //! second of the window. The run writes the overlay and the schedule in the floor's format
@@ -22,8 +23,14 @@ use sim_core::node::Event;
 use sim_core::sim::{Observer, SimConfig, World, layout};
 use sim_core::time::{Duration, Time};
 
-/// When the overlay is taken and the measured window starts.
+/// When the overlay is taken and the measured window starts, unless a peer is still isolated
+/// then (see [`SETTLE_ROUNDS_MAX`]).
 pub const WINDOW_START: Time = Time(30_000_000);
+/// An isolated peer asks its seeds again and redials once a liveness round, so the overlay of
+/// a large network can still change after [`WINDOW_START`], and the floor's is static: the
+/// window then starts this many rounds later at most, at the first round boundary where no
+/// peer is isolated.
+pub const SETTLE_ROUNDS_MAX: u64 = 8;
 /// Length of the measured window (the floor's `END`).
 pub const WINDOW: Duration = Duration::from_secs(120);
 /// Messages flooded in the window.
@@ -32,6 +39,8 @@ pub const MESSAGES: usize = 100;
 const ORIGINATE_WITHIN: Duration = Duration::from_secs(60);
 /// Peers join evenly over this.
 const JOIN_SPAN: Duration = Duration::from_secs(20);
+/// The peers' liveness interval (the default).
+const LIVENESS: Duration = Duration::from_secs(13);
 
 /// The configuration of the workload for `peers` peers.
 pub fn config(peers: usize, hash_iterations: u32) -> SimConfig {
@@ -39,7 +48,7 @@ pub fn config(peers: usize, hash_iterations: u32) -> SimConfig {
         seed: 42,
         seeds: 3,
         peers,
-        duration: Duration(WINDOW_START.0) + WINDOW,
+        duration: Duration(WINDOW_START.0 + SETTLE_ROUNDS_MAX * LIVENESS.0) + WINDOW,
         faults: Vec::new(),
         hash_iterations,
         join_interval: Duration(JOIN_SPAN.0 / peers.max(1) as u64),
@@ -57,8 +66,11 @@ pub struct FloodRow {
     pub peers: usize,
     /// Overlay edges at the start of the window.
     pub edges: usize,
-    /// Wall seconds of bootstrap (0 to 30 s virtual).
+    /// Wall seconds of bootstrap (0 s to the window's start, virtual).
     pub bootstrap_s: f64,
+    /// Virtual time the window starts at: 30 s, or a later round boundary where no peer
+    /// is isolated.
+    pub window_start: Time,
     /// Peers with no neighbour when the overlay is taken.
     pub isolated: usize,
     /// Neighbours added or removed during the window: the floor's overlay is static, so
@@ -98,11 +110,12 @@ impl FloodRow {
     /// The row as the floor prints it: `key=value` fields on one line.
     pub fn to_line(&self) -> String {
         format!(
-            "impl=gossipnet n={} edges={} bootstrap_s={:.3} bootstrap_events={} isolated={} overlay_changes={} total_s={:.1} wall_s={:.3} cpu_s={:.3} \
+            "impl=gossipnet n={} edges={} window_start_s={} bootstrap_s={:.3} bootstrap_events={} isolated={} overlay_changes={} total_s={:.1} wall_s={:.3} cpu_s={:.3} \
              sends_per_cpu_s={:.0} sends={} deliveries={} dups={} peak_rss_mib={:.1} \
              bytes_per_peer={} trace={}",
             self.peers,
             self.edges,
+            self.window_start.0 / 1_000_000,
             self.bootstrap_s,
             self.bootstrap_events,
             self.isolated,
@@ -156,31 +169,35 @@ pub fn run(peers: usize, hash_iterations: u32, dir: &Path) -> Result<FloodRow, S
     let started = Instant::now();
     let mut world = World::new(cfg, memo)?;
     let mut counter = Counter::default();
-    world.run_until(Time(WINDOW_START.0 - 1), &mut counter);
+    let mut window_start = WINDOW_START;
+    world.run_until(Time(window_start.0 - 1), &mut counter);
+    let mut isolated = isolated_peers(&world, peers);
+    for _ in 0..SETTLE_ROUNDS_MAX {
+        if isolated == 0 {
+            break;
+        }
+        window_start = window_start + LIVENESS;
+        world.run_until(Time(window_start.0 - 1), &mut counter);
+        isolated = isolated_peers(&world, peers);
+    }
     let bootstrap_s = started.elapsed().as_secs_f64();
     let bootstrap_events = world.stats().events_processed;
 
-    let edges = overlay(&world, peers)?;
-    let isolated = (0..peers)
-        .filter(|&i| {
-            world
-                .peer(i)
-                .is_some_and(|p| p.neighbours().next().is_none())
-        })
-        .count();
+    let edges = overlay(&world, peers, window_start)?;
     let schedule = schedule(peers);
     let (edges_path, sched_path) = files(dir, peers);
     write_edges(&edges_path, peers, &edges)?;
     write_schedule(&sched_path, &schedule)?;
     for (k, &(at, origin)) in schedule.iter().enumerate() {
-        world.originate_at(origin, WINDOW_START + Duration(at), format!("flood {k}"));
+        world.originate_at(origin, window_start + Duration(at), format!("flood {k}"));
     }
 
     let before = world.stats().messages_delivered;
-    let (counter, wall_s, cpu_s) = measure_window(&mut world);
+    let (counter, wall_s, cpu_s) = measure_window(&mut world, window_start);
     Ok(FloodRow {
         peers,
         edges: edges.len(),
+        window_start,
         bootstrap_s,
         bootstrap_events,
         isolated,
@@ -200,17 +217,28 @@ pub fn run(peers: usize, hash_iterations: u32, dir: &Path) -> Result<FloodRow, S
 /// its own so that a profiler can be told to look at the window alone
 /// (`valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measure_window*'`).
 #[inline(never)]
-fn measure_window(world: &mut World) -> (Counter, f64, f64) {
+fn measure_window(world: &mut World, start: Time) -> (Counter, f64, f64) {
     let mut counter = Counter::default();
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     // The floor drops events at or after the window's end.
-    world.run_until(Time(WINDOW_START.0 + WINDOW.0 - 1), &mut counter);
+    world.run_until(Time(start.0 + WINDOW.0 - 1), &mut counter);
     (counter, t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0)
 }
 
+/// Peers with no neighbour.
+fn isolated_peers(world: &World, peers: usize) -> usize {
+    (0..peers)
+        .filter(|&i| {
+            world
+                .peer(i)
+                .is_some_and(|p| p.neighbours().next().is_none())
+        })
+        .count()
+}
+
 /// The links both ends hold, as peer indices `a < b`, in order.
-fn overlay(world: &World, peers: usize) -> Result<Vec<(u32, u32)>, String> {
+fn overlay(world: &World, peers: usize, at: Time) -> Result<Vec<(u32, u32)>, String> {
     let mut edges = Vec::new();
     let mut one_sided = 0usize;
     for i in 0..peers {
@@ -231,7 +259,7 @@ fn overlay(world: &World, peers: usize) -> Result<Vec<(u32, u32)>, String> {
     }
     if one_sided > 0 {
         return Err(format!(
-            "{one_sided} one-sided links at {WINDOW_START:?}: the overlay is not settled"
+            "{one_sided} one-sided links at {at:?}: the overlay is not settled"
         ));
     }
     Ok(edges)
