@@ -9,8 +9,12 @@
 //!   `(d >> 8z) << 3 | z << 1 | 1`, then the port. Addresses that differ in a middle octet
 //!   only (127.X.Y.1, as simulated peers do) cost a byte for the IP.
 //!
-//! Look-ups decode from the start (the tables are small, and scanned bytes are contiguous);
-//! an insert or a removal rewrites the entry after it and moves the tail once.
+//! Every [`RESTART`]th entry is coded against 0.0.0.0:0 instead (a restart point), and the
+//! buffer starts with the byte offset of each restart point (a `u32` each), so that the entry
+//! at an index is found by decoding at most `RESTART` entries, and an address by a binary
+//! search over the restart points and a short scan: a peer pops its candidates by index, and
+//! a decode from the start cost a fifth of a million-peer bootstrap. An insert or a removal
+//! decodes the set and codes it again (a handful a peer, after its lists are merged).
 
 use crate::addr::NodeAddr;
 
@@ -18,9 +22,14 @@ use crate::addr::NodeAddr;
 /// [`VecSet<NodeAddr>`](crate::vecmap::VecSet) does.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PackedAddrs {
+    /// The restart offsets (`u32`, little-endian, one per `RESTART` entries), then the
+    /// entries.
     bytes: Vec<u8>,
     len: u32,
 }
+
+/// Entries between two restart points.
+pub const RESTART: usize = 32;
 
 const ZERO: NodeAddr = NodeAddr::new(core::net::Ipv4Addr::UNSPECIFIED, 0);
 
@@ -87,40 +96,35 @@ pub struct Iter<'a> {
     bytes: &'a [u8],
     pos: usize,
     prev: NodeAddr,
-    left: u32,
+    index: usize,
+    len: usize,
 }
 
 impl Iterator for Iter<'_> {
     type Item = NodeAddr;
 
     fn next(&mut self) -> Option<NodeAddr> {
-        if self.left == 0 {
+        if self.index >= self.len {
             return None;
         }
-        let a = take(self.bytes, &mut self.pos, self.prev)?;
+        let prev = if self.index.is_multiple_of(RESTART) {
+            ZERO
+        } else {
+            self.prev
+        };
+        let a = take(self.bytes, &mut self.pos, prev)?;
         self.prev = a;
-        self.left -= 1;
+        self.index += 1;
         Some(a)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left as usize, Some(self.left as usize))
+        let left = self.len - self.index.min(self.len);
+        (left, Some(left))
     }
 }
 
 impl ExactSizeIterator for Iter<'_> {}
-
-/// Where an address is, or would go: its entry's index, the entry before it, and the byte
-/// range of the entry at that index (empty at the end).
-struct Spot {
-    index: usize,
-    found: bool,
-    prev: NodeAddr,
-    start: usize,
-    end: usize,
-    /// The entry at `index`, if any.
-    at: Option<NodeAddr>,
-}
 
 impl PackedAddrs {
     /// An empty set (allocates nothing).
@@ -134,18 +138,37 @@ impl PackedAddrs {
     /// The set of `sorted`, which must be strictly increasing (entries out of order or
     /// repeated are left out).
     pub fn from_sorted(sorted: impl IntoIterator<Item = NodeAddr>) -> Self {
-        let mut s = PackedAddrs::new();
-        let mut prev = None;
+        let mut entries: Vec<NodeAddr> = Vec::new();
         for a in sorted {
-            if prev.is_some_and(|p| p >= a) {
-                continue;
+            if entries.last().is_none_or(|p| *p < a) {
+                entries.push(a);
             }
-            put(&mut s.bytes, prev.unwrap_or(ZERO), a);
-            s.len += 1;
-            prev = Some(a);
         }
-        s.bytes.shrink_to_fit();
-        s
+        Self::encode(&entries)
+    }
+
+    /// Codes `entries` (strictly increasing).
+    fn encode(entries: &[NodeAddr]) -> Self {
+        let restarts = entries.len().div_ceil(RESTART);
+        let mut bytes = vec![0u8; 4 * restarts];
+        bytes.reserve_exact(3 * entries.len() + 8);
+        let mut prev = ZERO;
+        for (i, &a) in entries.iter().enumerate() {
+            if i.is_multiple_of(RESTART) {
+                // Offsets fit: a set in memory is far below 4 GiB.
+                let at = u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes();
+                bytes[4 * (i / RESTART)..][..4].copy_from_slice(&at);
+                prev = ZERO;
+            }
+            put(&mut bytes, prev, a);
+            prev = a;
+        }
+        bytes.shrink_to_fit();
+        PackedAddrs {
+            bytes,
+            // Sets hold what a peer can know, far below 2^32.
+            len: u32::try_from(entries.len()).unwrap_or(u32::MAX),
+        }
     }
 
     /// Entries.
@@ -158,105 +181,107 @@ impl PackedAddrs {
         self.len == 0
     }
 
-    /// Bytes the entries take.
+    /// Bytes the entries and restart offsets take.
     pub fn heap_bytes(&self) -> usize {
         self.bytes.capacity()
     }
 
-    /// The entries in address order.
-    pub fn iter(&self) -> Iter<'_> {
-        Iter {
-            bytes: &self.bytes,
-            pos: 0,
-            prev: ZERO,
-            left: self.len,
-        }
+    /// Where restart point `r` starts.
+    fn restart_at(&self, r: usize) -> usize {
+        self.bytes
+            .get(4 * r..4 * r + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(self.bytes.len(), |b| u32::from_le_bytes(b) as usize)
     }
 
-    fn spot(&self, a: &NodeAddr) -> Spot {
-        let (mut pos, mut prev) = (0, ZERO);
-        for index in 0..self.len() {
-            let start = pos;
-            let Some(e) = take(&self.bytes, &mut pos, prev) else {
-                break;
-            };
-            if e >= *a {
-                return Spot {
-                    index,
-                    found: e == *a,
-                    prev,
-                    start,
-                    end: pos,
-                    at: Some(e),
-                };
-            }
-            prev = e;
-        }
-        Spot {
-            index: self.len(),
-            found: false,
-            prev,
-            start: pos,
-            end: pos,
-            at: None,
+    /// The entries in address order.
+    pub fn iter(&self) -> Iter<'_> {
+        self.iter_from_restart(0)
+    }
+
+    /// The entries from restart point `r` on.
+    fn iter_from_restart(&self, r: usize) -> Iter<'_> {
+        Iter {
+            bytes: &self.bytes,
+            pos: self.restart_at(r),
+            prev: ZERO,
+            index: r * RESTART,
+            len: self.len(),
         }
     }
 
     /// `Ok(index)` of `a`, or `Err(index)` where it would go.
     pub fn position(&self, a: &NodeAddr) -> Result<usize, usize> {
-        let s = self.spot(a);
-        if s.found { Ok(s.index) } else { Err(s.index) }
+        let restarts = self.len().div_ceil(RESTART);
+        let first = |r: usize| self.iter_from_restart(r).next();
+        // The last restart point whose entry is at most `a` (binary search).
+        let (mut lo, mut hi) = (0, restarts);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if first(mid).is_some_and(|e| e <= *a) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let r = lo.saturating_sub(1);
+        for (k, e) in self.iter_from_restart(r).take(RESTART).enumerate() {
+            if e >= *a {
+                let i = r * RESTART + k;
+                return if e == *a { Ok(i) } else { Err(i) };
+            }
+        }
+        Err((r * RESTART + RESTART).min(self.len()))
     }
 
     /// Whether `a` is there.
     pub fn contains(&self, a: &NodeAddr) -> bool {
-        self.spot(a).found
+        self.position(a).is_ok()
     }
 
     /// The entry at `index`.
     pub fn get_index(&self, index: usize) -> Option<NodeAddr> {
-        self.iter().nth(index)
+        if index >= self.len() {
+            return None;
+        }
+        self.iter_from_restart(index / RESTART).nth(index % RESTART)
     }
 
     /// Adds `a`: `Err` with the index it took, or `Ok` with its index if it was there (as
     /// [`PackedAddrs::position`] would have said before).
     pub fn insert(&mut self, a: NodeAddr) -> Result<usize, usize> {
-        let s = self.spot(&a);
-        if s.found {
-            return Ok(s.index);
-        }
-        let mut code = Vec::with_capacity(16);
-        put(&mut code, s.prev, a);
-        if let Some(next) = s.at {
-            put(&mut code, a, next);
-        }
-        let grow = code.len() - (s.end - s.start);
-        self.bytes.reserve_exact(grow);
-        self.bytes.splice(s.start..s.end, code);
-        self.len += 1;
-        Err(s.index)
+        let i = match self.position(&a) {
+            Ok(i) => return Ok(i),
+            Err(i) => i,
+        };
+        let mut entries: Vec<NodeAddr> = self.iter().collect();
+        entries.insert(i, a);
+        self.recode(&entries);
+        Err(i)
     }
 
     /// Removes `a`; false if it was not there.
     pub fn remove(&mut self, a: &NodeAddr) -> bool {
-        let s = self.spot(a);
-        if !s.found {
+        let Ok(i) = self.position(a) else {
             return false;
-        }
-        // The entry after `a` is coded against `a`: code it against `a`'s predecessor.
-        let mut end = s.end;
-        let mut code = Vec::new();
-        if let Some(next) = take(&self.bytes, &mut end, *a) {
-            put(&mut code, s.prev, next);
-        } else {
-            end = s.end;
-        }
-        self.bytes.splice(s.start..end, code);
-        self.len -= 1;
-        if self.bytes.capacity() > self.bytes.len() + self.bytes.len() / 4 + 8 {
+        };
+        let mut entries: Vec<NodeAddr> = self.iter().collect();
+        entries.remove(i);
+        self.recode(&entries);
+        true
+    }
+
+    /// Codes `entries` in place of the current ones, in the same allocation when it has room
+    /// or can grow where it is (a fresh one per change fragmented a million peers' heap).
+    fn recode(&mut self, entries: &[NodeAddr]) {
+        let fresh = Self::encode(entries);
+        self.bytes.clear();
+        self.bytes.reserve_exact(fresh.bytes.len());
+        self.bytes.extend_from_slice(&fresh.bytes);
+        if self.bytes.capacity() > self.bytes.len() + 32 {
             self.bytes.shrink_to_fit();
         }
-        true
+        self.len = fresh.len;
     }
 
     /// Gives back spare room.
@@ -326,8 +351,11 @@ mod tests {
             .collect();
         let s = PackedAddrs::from_sorted(peers.iter().copied());
         assert_eq!(s.len(), peers.len());
+        // Three bytes an entry; a restart point adds its four-byte offset and an absolute
+        // address (about four bytes more than a delta).
+        let restarts = peers.len().div_ceil(RESTART);
         assert!(
-            s.heap_bytes() <= 3 * peers.len() + 8,
+            s.heap_bytes() <= 3 * peers.len() + 8 * restarts,
             "{} bytes",
             s.heap_bytes()
         );
