@@ -2,7 +2,8 @@
 //! topologies, latencies and crash schedules every peer delivers a message at most once, a
 //! crashed peer is removed by the seeds its reporters tell (at least one of its own, always;
 //! every one of its own once its reporters between them registered with all of those), and a
-//! live one never is.
+//! live one never is. And each machine fuzzed alone: any sequence of inputs a driver may give
+//! leaves it without a panic, speaking only on connections it holds, with timers in bounds.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -10,7 +11,11 @@ use std::sync::Arc;
 use gossipnet_tests::{repro, run};
 use proptest::prelude::*;
 use sim_core::addr::NodeAddr;
-use sim_core::sim::{Fault, Latency, SimConfig};
+use sim_core::digest::DigestMemo;
+use sim_core::node::{ConnId, Input, Node, Output, TimerId};
+use sim_core::peer::{PeerConfig, PeerNode};
+use sim_core::seed::{SeedConfig, SeedNode};
+use sim_core::sim::{Fault, Latency, SimConfig, peer_rng, seed_rng};
 use sim_core::time::{Duration, Time};
 use sim_core::wire::{DeadNode, Gossip, ListedPeer, Message, RefuseReason, Timestamp, decode};
 
@@ -226,4 +231,230 @@ fn a_lone_reporter_tells_only_its_own_seeds() {
         removed_by.len() < registered.len(),
         "the gap closed: update README and this test"
     );
+}
+
+// Machines fuzzed alone: random sequences of inputs, valid, malformed and out of protocol
+// order (a reply before any request, gossip before a hello, a list nobody asked for), drive
+// one `SeedNode` or `PeerNode` the way a driver may: messages only on connections it was
+// given, dial answers only for dials it asked for, timers when due. Whatever comes, it must
+// not panic, must speak only on connections it holds, and must arm timers within bounds.
+
+/// The addresses a fuzzed machine meets: its own, the seeds', a few peers'.
+const FUZZ_ME: &str = "127.0.0.1:7000";
+const FUZZ_SEEDS: [&str; 3] = ["127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8082"];
+
+fn pool_addr() -> impl Strategy<Value = NodeAddr> {
+    (0usize..8).prop_map(|i| match i {
+        0 => FUZZ_ME.parse().unwrap(),
+        1..=3 => FUZZ_SEEDS[i - 1].parse().unwrap(),
+        _ => NodeAddr::new([127, 0, 0, 1].into(), 7000 + i as u16),
+    })
+}
+
+/// Messages between the machines of the pool, and any message at all.
+fn fuzz_message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        3 => message(),
+        2 => pool_addr().prop_map(|addr| Message::Hello { addr }),
+        2 => pool_addr().prop_map(|addr| Message::Register { addr }),
+        1 => Just(Message::Registered),
+        1 => Just(Message::PeerListRequest),
+        2 => proptest::collection::vec(pool_addr().prop_map(ListedPeer::plain), 0..8)
+            .prop_map(|peers| Message::PeerList { peers }),
+        2 => (ts(), pool_addr()).prop_map(|(ts, addr)| Message::LivenessRequest { ts, addr }),
+        2 => (ts(), pool_addr(), pool_addr())
+            .prop_map(|(ts, to, from)| Message::LivenessReply { ts, to, from }),
+        2 => (ts(), pool_addr(), "[a-c]{0,3}")
+            .prop_map(|(ts, origin, body)| Message::Gossip(Arc::new(Gossip::new(ts, origin, body)))),
+        1 => (pool_addr(), ts(), pool_addr())
+            .prop_map(|(dead, ts, reporter)| Message::DeadNode(DeadNode { dead, ts, reporter })),
+    ]
+}
+
+/// One thing a driver may do; indices pick among what is open or pending at the time.
+#[derive(Clone, Debug)]
+enum Step {
+    Inbound(NodeAddr),
+    DialAnswer {
+        pick: usize,
+        ok: bool,
+    },
+    Receive {
+        pick: usize,
+        msg: Message,
+    },
+    Garbage {
+        pick: usize,
+        bytes: Vec<u8>,
+    },
+    Close {
+        pick: usize,
+    },
+    /// The earliest armed timer fires (time moves to it).
+    NextTimer,
+    /// A timer fires whether or not it is due (a late or spurious wake-up).
+    AnyTimer(usize),
+    Advance(u64),
+    Originate(String),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        2 => pool_addr().prop_map(Step::Inbound),
+        3 => (any::<usize>(), proptest::bool::weighted(0.8))
+            .prop_map(|(pick, ok)| Step::DialAnswer { pick, ok }),
+        8 => (any::<usize>(), fuzz_message()).prop_map(|(pick, msg)| Step::Receive { pick, msg }),
+        1 => (any::<usize>(), proptest::collection::vec(any::<u8>(), 0..40))
+            .prop_map(|(pick, bytes)| Step::Garbage { pick, bytes }),
+        1 => any::<usize>().prop_map(|pick| Step::Close { pick }),
+        3 => Just(Step::NextTimer),
+        1 => (0usize..5).prop_map(Step::AnyTimer),
+        1 => (0u64..30_000_000).prop_map(Step::Advance),
+        1 => "[a-z ]{0,10}".prop_map(Step::Originate),
+    ]
+}
+
+/// The driver's side of the contract, and the checks on what the machine says.
+struct Fuzz<N: Node> {
+    node: N,
+    now: Time,
+    next_conn: u64,
+    open: Vec<ConnId>,
+    dials: Vec<NodeAddr>,
+    timers: BTreeMap<TimerId, Time>,
+}
+
+/// The longest a machine may arm a timer ahead: the seen-set's 10 minutes is the longest
+/// interval, the seed back-off the longest wait; an hour bounds both.
+const TIMER_AHEAD_MAX: Duration = Duration::from_secs(3600);
+
+impl<N: Node> Fuzz<N> {
+    fn new(node: N) -> Self {
+        Fuzz {
+            node,
+            now: Time::ZERO,
+            next_conn: 1,
+            open: Vec::new(),
+            dials: Vec::new(),
+            timers: BTreeMap::new(),
+        }
+    }
+
+    fn feed(&mut self, input: Input) -> Result<(), TestCaseError> {
+        self.node.handle(self.now, input);
+        while let Some(out) = self.node.poll_output() {
+            match out {
+                Output::Connect { addr } => self.dials.push(addr),
+                Output::Send { conn, .. } => prop_assert!(
+                    self.open.contains(&conn),
+                    "send on {conn}, which the machine does not hold"
+                ),
+                Output::Close { conn } => {
+                    prop_assert!(self.open.contains(&conn), "close of {conn}, not held");
+                    self.open.retain(|c| *c != conn);
+                }
+                Output::SetTimer { at, timer } => {
+                    prop_assert!(
+                        at >= self.now && at <= self.now + TIMER_AHEAD_MAX,
+                        "{timer:?} armed for {at:?} at {:?}",
+                        self.now
+                    );
+                    self.timers.insert(timer, at);
+                }
+                Output::Event(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn conn(&mut self) -> ConnId {
+        self.next_conn += 1;
+        ConnId(self.next_conn)
+    }
+
+    fn step(&mut self, s: Step) -> Result<(), TestCaseError> {
+        match s {
+            Step::Inbound(remote) => {
+                let conn = self.conn();
+                self.open.push(conn);
+                self.feed(Input::Connected {
+                    conn,
+                    remote,
+                    outbound: false,
+                })
+            }
+            Step::DialAnswer { pick, ok } if !self.dials.is_empty() => {
+                let addr = self.dials.remove(pick % self.dials.len());
+                if ok {
+                    let conn = self.conn();
+                    self.open.push(conn);
+                    self.feed(Input::Connected {
+                        conn,
+                        remote: addr,
+                        outbound: true,
+                    })
+                } else {
+                    self.feed(Input::ConnectFailed { addr })
+                }
+            }
+            Step::Receive { pick, msg } if !self.open.is_empty() => {
+                let conn = self.open[pick % self.open.len()];
+                self.feed(Input::Received { conn, msg })
+            }
+            Step::Garbage { pick, bytes } if !self.open.is_empty() => {
+                let conn = self.open[pick % self.open.len()];
+                match decode(&bytes) {
+                    Ok(msg) => self.feed(Input::Received { conn, msg }),
+                    Err(error) => self.feed(Input::Malformed { conn, error }),
+                }
+            }
+            Step::Close { pick } if !self.open.is_empty() => {
+                let conn = self.open.remove(pick % self.open.len());
+                self.feed(Input::Closed { conn })
+            }
+            Step::NextTimer => {
+                let Some((&timer, &at)) = self.timers.iter().min_by_key(|(_, at)| **at) else {
+                    return Ok(());
+                };
+                self.timers.remove(&timer);
+                self.now = self.now.max(at);
+                self.feed(Input::Timer(timer))
+            }
+            Step::AnyTimer(i) => self.feed(Input::Timer(TimerId::ALL[i])),
+            Step::Advance(us) => {
+                self.now = self.now + Duration(us);
+                Ok(())
+            }
+            Step::Originate(body) => self.feed(Input::Originate { body }),
+            // A pick among nothing: the driver has nothing to do.
+            _ => Ok(()),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_peer_survives_any_input_sequence(steps in proptest::collection::vec(step(), 1..120)) {
+        let cfg = PeerConfig { gossip_count: 3, ..PeerConfig::default() };
+        let seeds = FUZZ_SEEDS.iter().map(|s| s.parse().unwrap()).collect();
+        let peer = PeerNode::new(FUZZ_ME.parse().unwrap(), seeds, cfg, peer_rng(1, 0), DigestMemo::new(1));
+        let mut f = Fuzz::new(peer);
+        f.feed(Input::Start)?;
+        for s in steps {
+            f.step(s)?;
+        }
+    }
+
+    #[test]
+    fn a_seed_survives_any_input_sequence(steps in proptest::collection::vec(step(), 1..120)) {
+        let seed = SeedNode::new(FUZZ_SEEDS[0].parse().unwrap(), SeedConfig::default(), seed_rng(1, 0));
+        let mut f = Fuzz::new(seed);
+        f.feed(Input::Start)?;
+        for s in steps {
+            f.step(s)?;
+        }
+        prop_assert!(f.dials.is_empty(), "a seed dials nobody");
+    }
 }
