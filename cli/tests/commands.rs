@@ -196,3 +196,51 @@ fn a_seed_process_and_a_swarm_process_gossip_and_write_their_folders() {
     let seed_log = std::fs::read_to_string(seed_out.join("outputfile.log")).expect("seed log");
     assert_eq!(seed_log.matches("Registered peer").count(), 4, "{seed_log}");
 }
+
+#[test]
+fn a_gossip_body_with_terminal_escapes_is_printed_escaped() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("peer-run");
+    let seed = Guard::start(&["seed", "--port", "0"], dir.path());
+    let line = seed.line_with("seed listening on ");
+    let seed_addr = line.rsplit(' ').next().expect("an address").to_owned();
+    std::fs::write(dir.path().join("config.txt"), format!("{seed_addr}\n")).expect("write");
+    let peer = Guard::start(
+        &[
+            "peer",
+            "--port",
+            "0",
+            "--gossip-count",
+            "0",
+            "--out",
+            out.to_str().expect("utf-8 path"),
+        ],
+        dir.path(),
+    );
+    let line = peer.line_with("peer listening on ");
+    let addr = line.rsplit(' ').next().expect("an address").to_owned();
+
+    let mut raw = std::net::TcpStream::connect(&addr).expect("connect to the peer");
+    raw.set_read_timeout(Some(PROCESS_TIMEOUT))
+        .expect("timeout");
+    raw.write_all(b"Connection with Peer:127.0.0.1:9\n")
+        .expect("hello");
+    let mut answer = String::new();
+    BufReader::new(raw.try_clone().expect("clone"))
+        .read_line(&mut answer)
+        .expect("the peer answers");
+    assert!(answer.starts_with("Connection with Peer:"), "{answer:?}");
+    raw.write_all(b"gmessage:12.5:127.0.0.1:9:\x1b[2J\x1b]0;owned\x07wiped\n")
+        .expect("gossip");
+
+    let printed = peer.line_with("wiped");
+    assert!(
+        !printed.contains('\x1b') && !printed.contains('\x07'),
+        "{printed:?}"
+    );
+    assert!(
+        printed.contains(r"\u{1b}[2J\u{1b}]0;owned\u{7}wiped"),
+        "{printed:?}"
+    );
+}

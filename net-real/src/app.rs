@@ -284,9 +284,30 @@ pub fn console(verbosity: Verbosity, show_node: bool) -> Console {
         } else {
             String::new()
         };
+        // Gossip bodies and addresses come from the network: escaped, they cannot clear,
+        // move or retitle the user's terminal.
+        let text = printable(&text);
         // A closed standard output (a pipe to `head`) must not stop the node.
         let _ = writeln!(out, "{:>9.3}s {who}{text}", at.secs_f64());
     })
+}
+
+/// `text` with every control character written as a Rust escape (`\u{1b}`, `\r`, `\t`), and
+/// everything else as it is: what a line printed to a terminal may hold when part of it came
+/// from the network.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn shown(v: Verbosity, e: &Event) -> bool {
@@ -346,6 +367,17 @@ pub fn process_cpu_seconds() -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(printable("plain text, ünïcode"), "plain text, ünïcode");
+        assert_eq!(printable("\x1b[2Jgone"), "\\u{1b}[2Jgone");
+        assert_eq!(
+            printable("a\rb\tc\u{7f}d\u{9b}e"),
+            "a\\rb\\tc\\u{7f}d\\u{9b}e"
+        );
+        assert!(!printable("\x1b]0;title\x07").chars().any(char::is_control));
+    }
 
     #[test]
     fn cpu_time_is_read_on_linux() {
