@@ -84,6 +84,14 @@ impl Drop for Guard {
     }
 }
 
+/// A seed or peer process started with `args`, and the address it says it listens on.
+fn listening(args: &[&str], dir: &Path) -> (Guard, String) {
+    let node = Guard::start(args, dir);
+    let line = node.line_with(" listening on ");
+    let addr = line.rsplit(' ').next().expect("an address").to_owned();
+    (node, addr)
+}
+
 fn run(args: &[&str], dir: &Path) -> (bool, String) {
     let out = Command::new(BIN)
         .args(args)
@@ -129,7 +137,7 @@ fn a_seed_process_and_a_swarm_process_gossip_and_write_their_folders() {
     let dir = tempfile::tempdir().expect("temp dir");
     let seed_out = dir.path().join("seed-run");
     let swarm_out = dir.path().join("swarm-run");
-    let mut seed = Guard::start(
+    let (mut seed, addr) = listening(
         &[
             "seed",
             "--port",
@@ -139,8 +147,6 @@ fn a_seed_process_and_a_swarm_process_gossip_and_write_their_folders() {
         ],
         dir.path(),
     );
-    let line = seed.line_with("seed listening on ");
-    let addr = line.rsplit(' ').next().expect("an address").to_owned();
     std::fs::write(
         dir.path().join("config.txt"),
         format!("# the test's seed\n{addr}\n"),
@@ -202,24 +208,11 @@ fn a_gossip_body_with_terminal_escapes_is_printed_escaped() {
     use std::io::Write;
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("peer-run");
-    let seed = Guard::start(&["seed", "--port", "0"], dir.path());
-    let line = seed.line_with("seed listening on ");
-    let seed_addr = line.rsplit(' ').next().expect("an address").to_owned();
+    let (_seed, seed_addr) = listening(&["seed", "--port", "0"], dir.path());
     std::fs::write(dir.path().join("config.txt"), format!("{seed_addr}\n")).expect("write");
-    let peer = Guard::start(
-        &[
-            "peer",
-            "--port",
-            "0",
-            "--gossip-count",
-            "0",
-            "--out",
-            out.to_str().expect("utf-8 path"),
-        ],
-        dir.path(),
-    );
-    let line = peer.line_with("peer listening on ");
-    let addr = line.rsplit(' ').next().expect("an address").to_owned();
+    let out = out.to_str().expect("utf-8 path");
+    let args = ["peer", "--port", "0", "--gossip-count", "0", "--out", out];
+    let (peer, addr) = listening(&args, dir.path());
 
     let mut raw = std::net::TcpStream::connect(&addr).expect("connect to the peer");
     raw.set_read_timeout(Some(PROCESS_TIMEOUT))
