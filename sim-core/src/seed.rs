@@ -190,8 +190,22 @@ impl SeedNode {
         self.out.send(conn, Message::PeerList { peers });
     }
 
+    /// A dead-node report: acted on only when it comes over the connection its reporter
+    /// registered on, so a client that registered nobody, or someone else, cannot remove
+    /// anyone (a raw client could otherwise empty the registry with one line an entry).
     fn dead_node(&mut self, conn: ConnId, notice: DeadNode) {
         let DeadNode { dead, reporter, .. } = notice;
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if c.peer != Some(reporter) {
+            let from = c.peer.unwrap_or(c.remote);
+            self.out.event(Event::UnexpectedMessage {
+                from,
+                kind: "dead node (its reporter did not register on this connection)",
+            });
+            return;
+        }
         let Some(pos) = self.index.remove(&dead) else {
             self.out
                 .event(Event::DeadNodeAlreadyRemoved { dead, reporter });
@@ -393,11 +407,16 @@ mod tests {
             ]
         );
 
+        // A second reporter of the same death, on its own connection.
+        let second = Message::DeadNode(DeadNode {
+            reporter: a("127.0.0.1:5001"),
+            ..notice
+        });
         s.handle(
             Time::ZERO,
             Input::Received {
                 conn: ConnId(2),
-                msg: report,
+                msg: second,
             },
         );
         let outs = drain(&mut s);
@@ -406,6 +425,49 @@ mod tests {
             outs.iter()
                 .any(|o| matches!(o, Output::Event(Event::DeadNodeAlreadyRemoved { .. })))
         );
+    }
+
+    #[test]
+    fn a_report_not_from_its_reporters_registered_connection_removes_no_one() {
+        let mut s = seed(SeedConfig::default());
+        for (c, p) in [(1, 5000), (2, 5001)] {
+            connect_and_register(&mut s, c, p);
+        }
+        // Connection 3 registers nobody; connection 2 is 5001's, not 5000's.
+        s.handle(
+            Time::ZERO,
+            Input::Connected {
+                conn: ConnId(3),
+                remote: a("127.0.0.1:40000"),
+                outbound: false,
+            },
+        );
+        drain(&mut s);
+        for (conn, reporter) in [
+            (3, "6.6.6.6:666"),
+            (3, "127.0.0.1:5000"),
+            (2, "127.0.0.1:5000"),
+        ] {
+            let forged = Message::DeadNode(DeadNode {
+                dead: a("127.0.0.1:5001"),
+                ts: Timestamp::parse("1").unwrap(),
+                reporter: a(reporter),
+            });
+            s.handle(
+                Time::ZERO,
+                Input::Received {
+                    conn: ConnId(conn),
+                    msg: forged,
+                },
+            );
+            let outs = drain(&mut s);
+            assert!(sends(&outs).is_empty(), "{conn} {reporter}: {outs:?}");
+            assert!(
+                outs.iter()
+                    .any(|o| matches!(o, Output::Event(Event::UnexpectedMessage { .. })))
+            );
+        }
+        assert_eq!(s.registered().len(), 2, "nobody removed");
     }
 
     fn list_of(outs: &[Output]) -> Vec<String> {

@@ -80,6 +80,60 @@ fn log_has(rec: &Recorder, text: &str) -> bool {
 }
 
 #[test]
+fn forged_dead_node_reports_remove_no_one() {
+    let rt = runtime();
+    let s = seed(&rt, SeedConfig::default());
+    let mut peers: Vec<Client> = (6000..6005)
+        .map(|port| {
+            let mut c = Client::to(s.addr());
+            c.send(format!("register:127.0.0.1:{port}\n").as_bytes());
+            assert_eq!(c.line(), "registered successfully");
+            c
+        })
+        .collect();
+    // An outsider that registered nobody reads the list and reports every entry dead, in its
+    // own name and in the name of a registered peer.
+    let mut outsider = Client::to(s.addr());
+    outsider.send(b"peer list\n");
+    let list = outsider.line();
+    let entries: Vec<String> = list
+        .strip_prefix("peer list:")
+        .expect("a list")
+        .split(':')
+        .map(|e| e.replace('#', ":"))
+        .collect();
+    assert_eq!(entries.len(), 5, "{list}");
+    for e in &entries {
+        for reporter in ["6.6.6.6:666", "127.0.0.1:6000"] {
+            outsider.send(format!("Dead Node:{e}:1.0:{reporter}\n").as_bytes());
+        }
+    }
+    // A registered peer reporting in another peer's name is no better.
+    peers[1].send(b"Dead Node:127.0.0.1:6004:1.0:127.0.0.1:6000\n");
+    // A connection's frames are handled in order: once these lists come back, every report
+    // before them was handled.
+    let all =
+        "peer list:127.0.0.1#6000:127.0.0.1#6001:127.0.0.1#6002:127.0.0.1#6003:127.0.0.1#6004";
+    for c in [&mut outsider, &mut peers[1]] {
+        c.send(b"peer list\n");
+        assert_eq!(c.line(), all, "no one was removed");
+    }
+    peers[0].send(b"peer list\n");
+    assert_eq!(
+        peers[0].line(),
+        "peer list:127.0.0.1#6000:127.0.0.1#6001:127.0.0.1#6002:127.0.0.1#6003:127.0.0.1#6004",
+        "no one was removed"
+    );
+    s.shutdown();
+    let rec = rt.take_recorder();
+    assert!(log_has(
+        &rec,
+        "its reporter did not register on this connection"
+    ));
+    assert!(!log_has(&rec, ": removed"));
+}
+
+#[test]
 fn a_seed_gives_the_reference_replies_and_passes_dead_node_notices_on() {
     let rt = runtime();
     let s = seed(&rt, SeedConfig::default());
