@@ -283,11 +283,6 @@ impl PackedAddrs {
         }
         self.len = fresh.len;
     }
-
-    /// Gives back spare room.
-    pub fn shrink_to_fit(&mut self) {
-        self.bytes.shrink_to_fit();
-    }
 }
 
 #[cfg(test)]
