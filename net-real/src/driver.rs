@@ -243,7 +243,7 @@ impl<N: Node> Driver<N> {
 
     /// Starts the reader and writer of a new connection and tells the node.
     fn open(&mut self, stream: TcpStream, remote: NodeAddr, outbound: bool) {
-        let conn = ConnId(self.next_conn);
+        let conn = ConnId::new(self.next_conn);
         self.next_conn += 1;
         match self.start_io(conn, stream, remote) {
             Ok(c) => {

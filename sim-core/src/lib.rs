@@ -32,7 +32,7 @@
 //! let now = Time::ZERO;
 //! seed.handle(now, Input::Start);
 //! peer.handle(now, Input::Start);
-//! let conn = ConnId(1);
+//! let conn = ConnId::new(1);
 //! let mut replies = Vec::new();
 //! // Drain the peer: it asks to connect to the seed, then (once connected) writes frames.
 //! while let Some(out) = peer.poll_output() {

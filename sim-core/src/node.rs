@@ -12,12 +12,46 @@ use crate::time::Time;
 use crate::wire::{Gossip, Message, RefuseReason, WireError};
 
 /// A connection, named by the driver. Unique per node for the node's lifetime.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct ConnId(pub u64);
+///
+/// A number, held as its big-endian bytes: a byte-aligned id lets a machine's table entry
+/// (an id and an 8-byte record) pack into 16 bytes, where a `u64` would pad it to 24, and a
+/// simulation holds ten of those per peer. It orders as the number does.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId([u8; 8]);
+
+impl ConnId {
+    /// The connection numbered `n`.
+    pub const fn new(n: u64) -> Self {
+        ConnId(n.to_be_bytes())
+    }
+
+    /// Its number.
+    pub const fn get(self) -> u64 {
+        u64::from_be_bytes(self.0)
+    }
+}
+
+impl PartialOrd for ConnId {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ConnId {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.get().cmp(&other.get())
+    }
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnId::new({})", self.get())
+    }
+}
 
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "c{}", self.0)
+        write!(f, "c{}", self.get())
     }
 }
 
@@ -523,22 +557,24 @@ impl fmt::Display for Event {
 /// same for a seed and a peer.
 ///
 /// Sized for a million nodes in one process: most inputs produce at most one output, which
-/// waits in `head` without touching the heap; the rest queue behind it, and a queue that
-/// grew for a flood gives its memory back once drained.
+/// waits in `head` without touching the heap; the rest queue behind it, in a queue held
+/// behind a pointer (8 bytes while there is none) that goes back to a pool once drained.
 #[derive(Debug)]
 #[repr(C)]
 pub struct Outbox {
     head: Option<Output>,
-    rest: std::collections::VecDeque<Output>,
+    rest: Option<Box<Queue>>,
     /// Deadline of each timer kind; [`Time::NEVER`] when disarmed.
     deadlines: [Time; TimerId::ALL.len()],
 }
+
+type Queue = std::collections::VecDeque<Output>;
 
 impl Default for Outbox {
     fn default() -> Self {
         Outbox {
             head: None,
-            rest: std::collections::VecDeque::new(),
+            rest: None,
             deadlines: [Time::NEVER; TimerId::ALL.len()],
         }
     }
@@ -556,24 +592,25 @@ std::thread_local! {
     /// nor grows its queue step by step. Storage, not a thread: only capacity passes through
     /// it, never an output, so it cannot change what a run does (measured on the flood
     /// workload at 10 000 peers: a fresh queue per flood instead costs a fifth of the rate).
-    static SPARE_QUEUES: core::cell::RefCell<Vec<std::collections::VecDeque<Output>>> =
+    // Boxed in the pool too: lending a queue moves its box, allocating nothing.
+    #[allow(clippy::vec_box)]
+    static SPARE_QUEUES: core::cell::RefCell<Vec<Box<Queue>>> =
         const { core::cell::RefCell::new(Vec::new()) };
 }
 
 impl Outbox {
     /// Queue an output.
     pub fn push(&mut self, out: Output) {
-        if self.head.is_none() && self.rest.is_empty() {
-            self.head = Some(out);
-        } else {
-            if self.rest.capacity() == 0 {
-                self.rest = SPARE_QUEUES
+        match &mut self.rest {
+            Some(rest) => rest.push_back(out),
+            None if self.head.is_none() => self.head = Some(out),
+            None => {
+                let mut rest = SPARE_QUEUES
                     .with(|s| s.borrow_mut().pop())
-                    .unwrap_or_else(|| {
-                        std::collections::VecDeque::with_capacity(QUEUE_START_CAPACITY)
-                    });
+                    .unwrap_or_else(|| Box::new(Queue::with_capacity(QUEUE_START_CAPACITY)));
+                rest.push_back(out);
+                self.rest = Some(rest);
             }
-            self.rest.push_back(out);
         }
     }
     /// Queue a send.
@@ -620,7 +657,9 @@ impl Outbox {
 
     /// The outputs queued, in the order [`Outbox::pop`] gives them, without taking them.
     pub fn queued(&self) -> impl Iterator<Item = &Output> {
-        self.head.iter().chain(self.rest.iter())
+        self.head
+            .iter()
+            .chain(self.rest.iter().flat_map(|r| r.iter()))
     }
 
     /// The next output.
@@ -628,17 +667,18 @@ impl Outbox {
         if let Some(out) = self.head.take() {
             return Some(out);
         }
-        let out = self.rest.pop_front();
-        if out.is_none() && self.rest.capacity() > 0 {
-            let queue = std::mem::take(&mut self.rest);
-            if queue.capacity() <= SPARE_QUEUE_CAPACITY_MAX {
-                SPARE_QUEUES.with(|s| {
-                    let mut s = s.borrow_mut();
-                    if s.len() < SPARE_QUEUES_MAX {
-                        s.push(queue);
-                    }
-                });
-            }
+        let rest = self.rest.as_mut()?;
+        let out = rest.pop_front();
+        if rest.is_empty()
+            && let Some(queue) = self.rest.take()
+            && queue.capacity() <= SPARE_QUEUE_CAPACITY_MAX
+        {
+            SPARE_QUEUES.with(|s| {
+                let mut s = s.borrow_mut();
+                if s.len() < SPARE_QUEUES_MAX {
+                    s.push(queue);
+                }
+            });
         }
         out
     }

@@ -336,7 +336,7 @@ mod tests {
         s.handle(
             Time::ZERO,
             Input::Connected {
-                conn: ConnId(conn),
+                conn: ConnId::new(conn),
                 remote,
                 outbound: false,
             },
@@ -345,7 +345,7 @@ mod tests {
         s.handle(
             Time::ZERO,
             Input::Received {
-                conn: ConnId(conn),
+                conn: ConnId::new(conn),
                 msg: Message::Register { addr },
             },
         );
@@ -360,7 +360,7 @@ mod tests {
         s.handle(
             Time::ZERO,
             Input::Received {
-                conn: ConnId(2),
+                conn: ConnId::new(2),
                 msg: Message::PeerListRequest,
             },
         );
@@ -368,9 +368,12 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (ConnId(1), "registered successfully".into()),
-                (ConnId(2), "registered successfully".into()),
-                (ConnId(2), "peer list:127.0.0.1#5000:127.0.0.1#5001".into()),
+                (ConnId::new(1), "registered successfully".into()),
+                (ConnId::new(2), "registered successfully".into()),
+                (
+                    ConnId::new(2),
+                    "peer list:127.0.0.1#5000:127.0.0.1#5001".into()
+                ),
             ]
         );
     }
@@ -391,12 +394,12 @@ mod tests {
         s.handle(
             Time::ZERO,
             Input::Received {
-                conn: ConnId(1),
+                conn: ConnId::new(1),
                 msg: report.clone(),
             },
         );
         let outs = drain(&mut s);
-        assert_eq!(sends(&outs), vec![(ConnId(2), report.to_string())]);
+        assert_eq!(sends(&outs), vec![(ConnId::new(2), report.to_string())]);
         assert!(outs.iter().any(|o| matches!(o, Output::Event(Event::PeerRemovedBySeed {
             dead, reporter, forwarded_to: 1 }) if *dead == notice.dead && *reporter == notice.reporter)));
         assert_eq!(
@@ -415,7 +418,7 @@ mod tests {
         s.handle(
             Time::ZERO,
             Input::Received {
-                conn: ConnId(2),
+                conn: ConnId::new(2),
                 msg: second,
             },
         );
@@ -437,7 +440,7 @@ mod tests {
         s.handle(
             Time::ZERO,
             Input::Connected {
-                conn: ConnId(3),
+                conn: ConnId::new(3),
                 remote: a("127.0.0.1:40000"),
                 outbound: false,
             },
@@ -456,7 +459,7 @@ mod tests {
             s.handle(
                 Time::ZERO,
                 Input::Received {
-                    conn: ConnId(conn),
+                    conn: ConnId::new(conn),
                     msg: forged,
                 },
             );
@@ -493,7 +496,7 @@ mod tests {
             s.handle(
                 Time::ZERO,
                 Input::Received {
-                    conn: ConnId(conn),
+                    conn: ConnId::new(conn),
                     msg: Message::Degree { addr, degree },
                 },
             );
@@ -506,7 +509,7 @@ mod tests {
             Output::Event(Event::UnexpectedMessage { kind, .. }) if kind.starts_with("degree")
         )));
         let ask = Input::Received {
-            conn: ConnId(2),
+            conn: ConnId::new(2),
             msg: Message::PeerListRequest,
         };
         s.handle(Time::ZERO, ask.clone());
@@ -535,7 +538,7 @@ mod tests {
         s.handle(
             Time::ZERO,
             Input::Received {
-                conn: ConnId(0),
+                conn: ConnId::new(0),
                 msg: Message::PeerListRequest,
             },
         );
@@ -566,7 +569,7 @@ mod tests {
         connect_and_register(&mut s, 1, 5000);
         drain(&mut s);
         let bad = || Input::Malformed {
-            conn: ConnId(1),
+            conn: ConnId::new(1),
             error: WireError::Empty,
         };
         s.handle(Time::ZERO, bad());
@@ -579,7 +582,7 @@ mod tests {
         assert!(
             drain(&mut s)
                 .iter()
-                .any(|o| matches!(o, Output::Close { conn: ConnId(1) }))
+                .any(|o| matches!(o, Output::Close { conn } if *conn == ConnId::new(1)))
         );
     }
 
@@ -599,7 +602,7 @@ mod tests {
             ..SeedConfig::default()
         });
         let remote = a("127.0.0.1:40000");
-        for conn in [ConnId(1), ConnId(2)] {
+        for conn in [ConnId::new(1), ConnId::new(2)] {
             let outbound = false;
             s.handle(
                 Time::ZERO,
@@ -622,7 +625,7 @@ mod tests {
         s.handle(
             Time(500_000),
             Input::Received {
-                conn: ConnId(2),
+                conn: ConnId::new(2),
                 msg,
             },
         );
@@ -632,7 +635,7 @@ mod tests {
         assert!(closes(&drain(&mut s)).is_empty());
         s.handle(Time(1_000_000), Input::Timer(TimerId::Handshake));
         let outs = drain(&mut s);
-        assert_eq!(closes(&outs), [ConnId(1)]);
+        assert_eq!(closes(&outs), [ConnId::new(1)]);
         assert!(outs.iter().any(|o| matches!(
             o,
             Output::Event(Event::HandshakeTimedOut { from }) if *from == remote
@@ -657,7 +660,7 @@ mod tests {
         s.handle(
             Time::ZERO,
             Input::Connected {
-                conn: ConnId(2),
+                conn: ConnId::new(2),
                 remote,
                 outbound,
             },
@@ -665,9 +668,9 @@ mod tests {
         let outs = drain(&mut s);
         assert_eq!(
             sends(&outs),
-            [(ConnId(2), "Connection refused:busy".to_owned())]
+            [(ConnId::new(2), "Connection refused:busy".to_owned())]
         );
-        assert_eq!(closes(&outs), [ConnId(2)]);
+        assert_eq!(closes(&outs), [ConnId::new(2)]);
         assert_eq!(s.registered().len(), 1);
     }
 }

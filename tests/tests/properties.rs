@@ -369,7 +369,7 @@ impl<N: Node> Fuzz<N> {
 
     fn conn(&mut self) -> ConnId {
         self.next_conn += 1;
-        ConnId(self.next_conn)
+        ConnId::new(self.next_conn)
     }
 
     fn step(&mut self, s: Step) -> Result<(), TestCaseError> {

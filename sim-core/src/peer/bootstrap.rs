@@ -19,7 +19,9 @@ pub(super) struct SeedLink {
     pub(super) conn: Option<ConnId>,
     /// Failed attempts since the last success.
     attempts: u32,
-    retry_at: Option<Time>,
+    /// When to dial it again; [`Time::NEVER`] when no retry is due (a sentinel, not an
+    /// `Option`: 32 bytes a link, not 40).
+    retry_at: Time,
     /// It confirmed our registration (on the current connection).
     pub(super) registered: bool,
     /// It answered our first peer-list request, or failed at least once: bootstrap need not
@@ -29,13 +31,13 @@ pub(super) struct SeedLink {
 
 impl PeerNode {
     pub(super) fn start(&mut self) {
-        let n = self.seed_addrs.len();
+        let n = self.ctx.seeds.len();
         let k = if n == 0 { 0 } else { n / 2 + 1 };
         let mut picked = self.rng.with(|rng| sample(rng, n, k).into_vec());
         picked.sort_unstable();
-        let chosen: Vec<NodeAddr> = picked.into_iter().map(|i| self.seed_addrs[i]).collect();
+        let chosen: Vec<NodeAddr> = picked.into_iter().map(|i| self.ctx.seeds[i]).collect();
         self.out.event(Event::PeerStarted {
-            capacity: self.capacity,
+            capacity: self.capacity(),
         });
         self.out.event(Event::SeedsChosen {
             seeds: chosen.clone(),
@@ -46,7 +48,7 @@ impl PeerNode {
                 addr,
                 conn: None,
                 attempts: 0,
-                retry_at: None,
+                retry_at: Time::NEVER,
                 registered: false,
                 settled: false,
             });
@@ -68,27 +70,21 @@ impl PeerNode {
         };
         s.conn = Some(conn);
         s.attempts = 0;
-        s.retry_at = None;
-        self.conns.insert(
-            conn,
-            Conn {
-                role: Role::Seed(addr),
-                bad_frames: 0,
-            },
-        );
+        s.retry_at = Time::NEVER;
+        self.conns.insert(conn, Conn::new(Role::Seed(addr)));
         self.out.send(conn, Message::Register { addr: me });
         self.out.send(conn, Message::PeerListRequest);
     }
 
     pub(super) fn seed_failed(&mut self, addr: NodeAddr) {
-        let (now, base) = (self.now, self.cfg.seed_retry);
+        let (now, base) = (self.now, self.ctx.cfg.seed_retry);
         let Some(s) = self.seed_mut(addr) else { return };
         s.attempts += 1;
         s.settled = true;
         let attempt = s.attempts;
         let retry_in = (attempt < SEED_ATTEMPTS_MAX).then(|| base.times(1 << (attempt - 1)));
         let retry_at = retry_in.map(|d| now + d);
-        s.retry_at = retry_at;
+        s.retry_at = retry_at.unwrap_or(Time::NEVER);
         let retry_in_s = retry_in.map(|d| d.secs_f64());
         self.out.event(Event::SeedUnreachable {
             seed: addr,
@@ -115,12 +111,12 @@ impl PeerNode {
         let mut next = None::<Time>;
         for s in &mut self.seeds {
             match s.retry_at {
-                Some(at) if at <= now => {
-                    s.retry_at = None;
+                Time::NEVER => {}
+                at if at <= now => {
+                    s.retry_at = Time::NEVER;
                     self.out.push(Output::Connect { addr: s.addr });
                 }
-                Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
-                None => {}
+                at => next = Some(next.map_or(at, |n| n.min(at))),
             }
         }
         if let Some(at) = next {
@@ -136,7 +132,7 @@ impl PeerNode {
         // A seed that (re)registers us has no degree of ours yet.
         if let Some(conn) = s
             .conn
-            .filter(|_| degree > 0 && self.cfg.topology.by_degree())
+            .filter(|_| degree > 0 && self.ctx.cfg.topology.by_degree())
         {
             self.out.send(
                 conn,
@@ -151,7 +147,7 @@ impl PeerNode {
 
     /// Under a policy that picks by degree, tell the registered seeds our degree (it changed).
     pub(super) fn advertise_degree(&mut self) {
-        if !self.cfg.topology.by_degree() {
+        if !self.ctx.cfg.topology.by_degree() {
             return;
         }
         let degree = self.neighbours.len();
@@ -198,7 +194,7 @@ impl PeerNode {
         if let Some(s) = self.seed_mut(seed) {
             s.settled = true;
         }
-        if self.bootstrapped && self.cfg.topology.by_degree() {
+        if self.bootstrapped && self.ctx.cfg.topology.by_degree() {
             // Fresh degrees reorder every candidate.
             self.refresh_candidates();
             self.fill();
@@ -232,12 +228,13 @@ impl PeerNode {
         }
         self.bootstrapped = true;
         let now = self.now;
-        if self.cfg.gossip_count > 0 {
-            self.arm_gossip(now + self.cfg.gossip_interval);
+        if self.ctx.cfg.gossip_count > 0 {
+            self.arm_gossip(now + self.ctx.cfg.gossip_interval);
         }
         self.out
-            .arm(TimerId::Liveness, now + self.cfg.liveness_interval);
-        self.out.arm(TimerId::SeenSweep, now + self.cfg.seen_ttl);
+            .arm(TimerId::Liveness, now + self.ctx.cfg.liveness_interval);
+        self.out
+            .arm(TimerId::SeenSweep, now + self.ctx.cfg.seen_ttl);
         self.seen.start(now);
         self.refresh_candidates();
         self.fill();

@@ -241,8 +241,8 @@ impl PeerNode {
     pub(super) fn originate_next(&mut self) {
         let body = format!("#{}", self.originated + 1);
         self.originate(&body);
-        if self.originated < self.cfg.gossip_count {
-            self.arm_gossip(self.now + self.cfg.gossip_interval);
+        if self.originated < self.ctx.cfg.gossip_count {
+            self.arm_gossip(self.now + self.ctx.cfg.gossip_interval);
         }
     }
 
@@ -250,8 +250,8 @@ impl PeerNode {
     pub(super) fn arm_gossip(&mut self, at: Time) {
         self.out.arm(TimerId::Gossip, at);
         let body = format!("#{}", self.originated + 1);
-        let next = originated_message(self.addr, at, self.cfg.wall_offset_micros, &body);
-        self.memo.prefetch(next);
+        let next = originated_message(self.addr, at, self.ctx.cfg.wall_offset_micros, &body);
+        self.ctx.memo.prefetch(next);
     }
 
     pub(super) fn originate(&mut self, body: &str) {
@@ -259,10 +259,10 @@ impl PeerNode {
         let message = Arc::new(originated_message(
             self.addr,
             self.now,
-            self.cfg.wall_offset_micros,
+            self.ctx.cfg.wall_offset_micros,
             body,
         ));
-        let ord = self.memo.ordinal(&message);
+        let ord = self.ctx.memo.ordinal(&message);
         self.seen.insert(ord, self.now);
         let sent_to = self.flood(&message, None);
         let seq = self.originated;
@@ -274,7 +274,7 @@ impl PeerNode {
     }
 
     pub(super) fn gossip_in(&mut self, from: NodeAddr, message: Arc<Gossip>) {
-        let ord = self.memo.ordinal(&message);
+        let ord = self.ctx.memo.ordinal(&message);
         if !self.seen.insert(ord, self.now) {
             self.out.event(Event::DuplicateDropped { message, from });
             return;
@@ -304,7 +304,7 @@ impl PeerNode {
 
     pub(super) fn sweep_seen(&mut self) {
         self.seen.rotate(self.now);
-        let next = self.now + self.cfg.seen_ttl;
+        let next = self.now + self.ctx.cfg.seen_ttl;
         self.out.arm(TimerId::SeenSweep, next);
     }
 }

@@ -10,17 +10,17 @@ use crate::wire::{DeadNode, Message, Timestamp};
 
 impl PeerNode {
     pub(super) fn liveness_round(&mut self) {
-        let ts = Timestamp::at(self.now, self.cfg.wall_offset_micros);
-        let (me, misses_max) = (self.addr, self.cfg.misses_max);
+        let ts = Timestamp::at(self.now, self.ctx.cfg.wall_offset_micros);
+        let (me, misses_max) = (self.addr, self.ctx.cfg.misses_max);
         let mut dead = Vec::new();
         for (peer, n) in self.neighbours.iter_mut() {
-            if n.awaiting || n.conn().is_none() {
-                n.misses += 1;
+            if n.awaiting() || n.conn().is_none() {
+                let misses = n.miss();
                 self.out.event(Event::LivenessMissed {
                     peer: *peer,
-                    misses: n.misses,
+                    misses,
                 });
-                if n.misses >= misses_max {
+                if misses >= misses_max {
                     dead.push(*peer);
                     continue;
                 }
@@ -33,7 +33,7 @@ impl PeerNode {
                         addr: me,
                     },
                 );
-                n.awaiting = true;
+                n.set_awaiting();
             }
         }
         for peer in dead {
@@ -41,7 +41,7 @@ impl PeerNode {
         }
         self.rejoin_if_isolated();
         self.out
-            .arm(TimerId::Liveness, self.now + self.cfg.liveness_interval);
+            .arm(TimerId::Liveness, self.now + self.ctx.cfg.liveness_interval);
     }
 
     /// A peer with no neighbour and no dial in flight (every dial was refused, or all its
@@ -60,8 +60,7 @@ impl PeerNode {
 
     pub(super) fn reply_in(&mut self, peer: NodeAddr) {
         if let Some(n) = self.neighbours.get_mut(&peer) {
-            n.misses = 0;
-            n.awaiting = false;
+            n.answered();
         }
     }
 

@@ -48,7 +48,8 @@ pub struct PeerConfig {
     pub handshake_timeout: Duration,
     /// First back-off before an unreachable seed is tried again; doubles each time (1 s).
     pub seed_retry: Duration,
-    /// Malformed frames tolerated on one connection before it is closed (3).
+    /// Malformed frames tolerated on one connection before it is closed (3; at most 255 are
+    /// counted, so a larger value acts as 255).
     pub bad_frames_max: u32,
     /// The neighbour-selection policy.
     pub topology: Topology,
@@ -78,6 +79,17 @@ impl Default for PeerConfig {
     }
 }
 
+/// What the peers of one run share: their settings, the seeds of `config.txt` and the
+/// digest memo.
+pub struct PeerContext {
+    /// The protocol settings.
+    pub cfg: PeerConfig,
+    /// The seeds of `config.txt`.
+    pub seeds: Vec<NodeAddr>,
+    /// The dedup digests, shared by every peer of the process.
+    pub memo: Arc<DigestMemo>,
+}
+
 /// What an open connection is to this peer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Role {
@@ -101,10 +113,56 @@ impl Role {
     }
 }
 
+/// An open connection: its [`Role`] in 8 bytes (with its id, a 16-byte table entry).
 #[derive(Debug)]
 struct Conn {
-    role: Role,
-    bad_frames: u32,
+    remote: NodeAddr,
+    kind: RoleKind,
+    /// Malformed frames so far (counted up to 255).
+    bad_frames: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(u8)]
+enum RoleKind {
+    Seed,
+    HelloSent,
+    Inbound,
+    Neighbour,
+}
+
+impl Conn {
+    fn new(role: Role) -> Self {
+        let (kind, remote) = match role {
+            Role::Seed(a) => (RoleKind::Seed, a),
+            Role::HelloSent(a) => (RoleKind::HelloSent, a),
+            Role::Inbound(a) => (RoleKind::Inbound, a),
+            Role::Neighbour(a) => (RoleKind::Neighbour, a),
+        };
+        Conn {
+            remote,
+            kind,
+            bad_frames: 0,
+        }
+    }
+
+    fn role(&self) -> Role {
+        let a = self.remote;
+        match self.kind {
+            RoleKind::Seed => Role::Seed(a),
+            RoleKind::HelloSent => Role::HelloSent(a),
+            RoleKind::Inbound => Role::Inbound(a),
+            RoleKind::Neighbour => Role::Neighbour(a),
+        }
+    }
+
+    /// The connection became a neighbour link with `peer`.
+    fn set_neighbour(&mut self, peer: NodeAddr) {
+        *self = Conn {
+            bad_frames: self.bad_frames,
+            ..Conn::new(Role::Neighbour(peer))
+        };
+    }
 }
 
 /// The peer machine.
@@ -117,7 +175,8 @@ pub struct PeerNode {
     // The fields a gossip or liveness message touches come first, so that they share a few
     // adjacent cache lines (the layout is fixed for that, not for any interface).
     now: Time,
-    memo: Arc<DigestMemo>,
+    /// Settings, seed list and digest memo: one allocation shared by all peers of a run.
+    ctx: Arc<PeerContext>,
     conns: VecMap<ConnId, Conn>,
     out: Outbox,
     seen: SeenSet,
@@ -125,12 +184,10 @@ pub struct PeerNode {
     addr: NodeAddr,
     bootstrapped: bool,
     originated: u32,
-    capacity: usize,
-    cfg: Arc<PeerConfig>,
+    capacity: u32,
     rng: CompactRng,
     /// Deadlines of connections still in their handshake.
     handshakes: VecMap<ConnId, Time>,
-    seed_addrs: Arc<[NodeAddr]>,
     seeds: Vec<SeedLink>,
     /// Known peers, and the ones not yet tried since the last refresh (in random order).
     known: Known,
@@ -160,17 +217,27 @@ impl PeerNode {
         rng: ChaCha8Rng,
         memo: Arc<DigestMemo>,
     ) -> Self {
-        let capacity = cfg.topology.capacity(addr);
+        let ctx = PeerContext {
+            cfg: PeerConfig::clone(&cfg),
+            seeds: seeds.to_vec(),
+            memo,
+        };
+        Self::with_context(addr, Arc::new(ctx), CompactRng::new(&rng))
+    }
+
+    /// As [`PeerNode::new`], with everything the peers of a run share in one allocation (what
+    /// a simulator of a million peers uses: 8 bytes a peer).
+    pub fn with_context(addr: NodeAddr, ctx: Arc<PeerContext>, rng: CompactRng) -> Self {
+        // Capacities are at most `NEIGHBOURS_MAX`.
+        let capacity = u32::try_from(ctx.cfg.topology.capacity(addr)).unwrap_or(u32::MAX);
         PeerNode {
             addr,
             capacity,
-            rng: CompactRng::new(&rng),
-            memo,
+            rng,
             out: Outbox::default(),
             now: Time::ZERO,
             conns: VecMap::new(),
             handshakes: VecMap::new(),
-            seed_addrs: seeds,
             seeds: Vec::new(),
             bootstrapped: false,
             known: Known::default(),
@@ -179,7 +246,7 @@ impl PeerNode {
             dialing: VecSet::new(),
             originated: 0,
             seen: SeenSet::default(),
-            cfg,
+            ctx,
         }
     }
 
@@ -190,7 +257,7 @@ impl PeerNode {
 
     /// Most neighbours this peer keeps.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.capacity as usize
     }
 
     /// Current neighbours, in address order.
@@ -251,7 +318,7 @@ impl PeerNode {
             debug_assert!(false, "driver fed a message on {conn}, which is not open");
             return;
         };
-        let role = c.role;
+        let role = c.role();
         match (role, msg) {
             (_, Message::LivenessRequest { ts, addr }) => {
                 self.out.send(
@@ -281,25 +348,20 @@ impl PeerNode {
     }
 
     fn connected(&mut self, conn: ConnId, remote: NodeAddr, outbound: bool) {
-        if self.conns.len() >= self.cfg.connections_max {
+        if self.conns.len() >= self.ctx.cfg.connections_max {
             if outbound {
                 self.out.push(Output::Close { conn });
                 self.dial_ended(remote);
             } else {
-                self.out.refuse_busy(conn, remote, self.cfg.connections_max);
+                self.out
+                    .refuse_busy(conn, remote, self.ctx.cfg.connections_max);
             }
             return;
         }
         if !outbound {
-            self.conns.insert(
-                conn,
-                Conn {
-                    role: Role::Inbound(remote),
-                    bad_frames: 0,
-                },
-            );
+            self.conns.insert(conn, Conn::new(Role::Inbound(remote)));
             self.expect_handshake(conn);
-        } else if self.seed_addrs.contains(&remote) {
+        } else if self.ctx.seeds.contains(&remote) {
             self.seed_connected(conn, remote);
         } else {
             self.dialed(conn, remote);
@@ -307,7 +369,7 @@ impl PeerNode {
     }
 
     fn connect_failed(&mut self, addr: NodeAddr) {
-        if self.seed_addrs.contains(&addr) {
+        if self.ctx.seeds.contains(&addr) {
             self.seed_failed(addr);
         } else {
             self.dial_ended(addr);
@@ -320,7 +382,7 @@ impl PeerNode {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
-        match c.role {
+        match c.role() {
             Role::Seed(seed) => self.seed_lost(seed),
             Role::HelloSent(peer) => self.dial_ended(peer),
             Role::Inbound(_) => {}
@@ -338,9 +400,9 @@ impl PeerNode {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        c.bad_frames += 1;
-        let from = c.role.remote();
-        let closed = c.bad_frames >= self.cfg.bad_frames_max;
+        c.bad_frames = c.bad_frames.saturating_add(1);
+        let from = c.role().remote();
+        let closed = u32::from(c.bad_frames) >= self.ctx.cfg.bad_frames_max.min(u8::MAX.into());
         self.out.event(Event::MalformedFrame {
             from,
             error: Box::new(error),

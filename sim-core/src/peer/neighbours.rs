@@ -14,26 +14,71 @@ use crate::limits::HANDSHAKES_MAX;
 use crate::node::{ConnId, Event, Output, RemovalReason, TimerId};
 use crate::wire::{Message, RefuseReason};
 
-/// What a peer knows of one neighbour (16 bytes).
+/// What a peer knows of one neighbour: 10 bytes, 16 with its address in the table.
 #[derive(Debug)]
 pub(super) struct Neighbour {
-    /// The connection, valid while `open`.
+    /// The connection, valid while open.
     conn: ConnId,
-    /// Consecutive missed liveness replies.
-    pub(super) misses: u32,
-    /// The connection is open; once it closed, liveness counts misses until the neighbour
-    /// is declared dead, or it reconnects.
-    open: bool,
-    /// A liveness request is unanswered.
-    pub(super) awaiting: bool,
-    /// We dialed it (it counts toward the links a `uniform` or `preferential` peer opens).
-    pub(super) outbound: bool,
+    /// Consecutive missed liveness replies (above the three flag bits; at most
+    /// [`crate::limits::MISSES_MAX`], which fits in 13 bits), and the flags [`OPEN`] (the
+    /// connection is open; once it closed, liveness counts misses until the neighbour is
+    /// declared dead, or it reconnects), [`AWAITING`] (a liveness request is unanswered) and
+    /// [`OUTBOUND`] (we dialed it: it counts toward the links a `uniform` or `preferential`
+    /// peer opens).
+    state: u16,
 }
 
+const OPEN: u16 = 1;
+const AWAITING: u16 = 2;
+const OUTBOUND: u16 = 4;
+const MISS: u16 = 8;
+const _: () = assert!(crate::limits::MISSES_MAX as u64 <= (u16::MAX / MISS) as u64);
+
 impl Neighbour {
+    fn new(conn: ConnId, outbound: bool) -> Self {
+        Neighbour {
+            conn,
+            state: OPEN | if outbound { OUTBOUND } else { 0 },
+        }
+    }
+
     /// The open connection, if any.
     pub(super) fn conn(&self) -> Option<ConnId> {
-        self.open.then_some(self.conn)
+        (self.state & OPEN != 0).then_some(self.conn)
+    }
+
+    pub(super) fn outbound(&self) -> bool {
+        self.state & OUTBOUND != 0
+    }
+
+    pub(super) fn awaiting(&self) -> bool {
+        self.state & AWAITING != 0
+    }
+
+    pub(super) fn set_awaiting(&mut self) {
+        self.state |= AWAITING;
+    }
+
+    pub(super) fn misses(&self) -> u32 {
+        u32::from(self.state / MISS)
+    }
+
+    /// One more missed reply; the count so far. It stops at what the flag bits leave room
+    /// for, far above any configured limit, which declares the neighbour dead first.
+    pub(super) fn miss(&mut self) -> u32 {
+        if self.state / MISS < u16::MAX / MISS {
+            self.state += MISS;
+        }
+        self.misses()
+    }
+
+    /// It answered: no misses, nothing awaited.
+    pub(super) fn answered(&mut self) {
+        self.state &= OPEN | OUTBOUND;
+    }
+
+    fn closed(&mut self) {
+        self.state &= !OPEN;
     }
 }
 
@@ -46,18 +91,18 @@ impl PeerNode {
     /// Whether to dial one more peer: a free slot, and under a policy with a number of links
     /// to open, fewer of them open or being opened.
     fn wants_dial(&self) -> bool {
-        let slot = self.slots_used() < self.capacity;
-        match self.cfg.topology.dials() {
+        let slot = self.slots_used() < self.capacity as usize;
+        match self.ctx.cfg.topology.dials() {
             None => slot,
             Some(k) => {
-                let opened = self.neighbours.values().filter(|n| n.outbound).count();
+                let opened = self.neighbours.values().filter(|n| n.outbound()).count();
                 slot && opened + self.dialing.len() < k
             }
         }
     }
 
     pub(super) fn expect_handshake(&mut self, conn: ConnId) {
-        let at = self.now + self.cfg.handshake_timeout;
+        let at = self.now + self.ctx.cfg.handshake_timeout;
         self.handshakes.insert(conn, at);
         self.out.arm_no_later(TimerId::Handshake, at);
     }
@@ -70,13 +115,7 @@ impl PeerNode {
             self.dial_ended(peer);
             return;
         }
-        self.conns.insert(
-            conn,
-            Conn {
-                role: Role::HelloSent(peer),
-                bad_frames: 0,
-            },
-        );
+        self.conns.insert(conn, Conn::new(Role::HelloSent(peer)));
         self.out.send(conn, Message::Hello { addr: self.addr });
         self.expect_handshake(conn);
     }
@@ -128,11 +167,11 @@ impl PeerNode {
         let hellos = self.hellos_in_flight();
         // On a crossing their dial wins; ours will be refused, so it commits nothing.
         let crossing_hello = usize::from(crossing && hellos.contains(&peer));
-        if self.neighbours.len() + hellos.len() - crossing_hello >= self.capacity {
+        if self.neighbours.len() + hellos.len() - crossing_hello >= self.capacity as usize {
             return Err(RefuseReason::Full);
         }
         self.dialing.remove(&peer);
-        while self.slots_used() >= self.capacity {
+        while self.slots_used() >= self.capacity as usize {
             let Some(cancel) = self.dialing.iter().find(|d| !hellos.contains(d)).copied() else {
                 break;
             };
@@ -147,7 +186,7 @@ impl PeerNode {
         self.conns
             .values()
             .filter_map(|c| {
-                if let Role::HelloSent(p) = c.role {
+                if let Role::HelloSent(p) = c.role() {
                     Some(p)
                 } else {
                     None
@@ -177,15 +216,9 @@ impl PeerNode {
 
     fn add_neighbour(&mut self, conn: ConnId, peer: NodeAddr, outbound: bool) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.role = Role::Neighbour(peer);
+            c.set_neighbour(peer);
         }
-        let n = Neighbour {
-            conn,
-            misses: 0,
-            open: true,
-            awaiting: false,
-            outbound,
-        };
+        let n = Neighbour::new(conn, outbound);
         let replaced = self.neighbours.insert(peer, n).is_some();
         self.known.insert(peer);
         if !replaced {
@@ -199,7 +232,7 @@ impl PeerNode {
         if let Some(n) = self.neighbours.get_mut(&peer)
             && n.conn() == Some(conn)
         {
-            n.open = false;
+            n.closed();
         }
     }
 
@@ -229,7 +262,7 @@ impl PeerNode {
             .collect();
         for conn in expired {
             if let Some(c) = self.conns.get(&conn)
-                && let Role::Inbound(from) = c.role
+                && let Role::Inbound(from) = c.role()
             {
                 self.out.event(Event::HandshakeTimedOut { from });
             }
@@ -248,7 +281,7 @@ impl PeerNode {
             .iter()
             .filter(|p| !self.neighbours.contains_key(p) && !self.dialing.contains(p))
             .collect();
-        if self.cfg.topology.by_degree() {
+        if self.ctx.cfg.topology.by_degree() {
             let degrees = &self.degrees;
             let weight = |p: &NodeAddr| f64::from(degrees.get(p).copied().unwrap_or(0).max(1));
             let order = self.rng.with(|rng| weighted_order(rng, c, weight));

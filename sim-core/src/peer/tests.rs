@@ -84,7 +84,7 @@ impl Harness {
 
     fn conn(&mut self) -> ConnId {
         self.next_conn += 1;
-        ConnId(self.next_conn)
+        ConnId::new(self.next_conn)
     }
 
     /// Connects and registers with every seed the peer dials, answering with `list`.
@@ -528,4 +528,19 @@ fn a_dial_that_said_hello_keeps_its_slot() {
     });
     let (c, outs) = h.inbound_neighbour("127.0.0.1:5002");
     assert_eq!(sent(&outs), vec![(c, "Connection refused:full".into())]);
+}
+
+/// What a million simulated peers cost depends on these; a field added carelessly shows here.
+#[test]
+fn a_peers_records_stay_compact() {
+    use std::mem::size_of;
+    assert_eq!(size_of::<(ConnId, Conn)>(), 16, "a connection entry");
+    assert_eq!(
+        size_of::<(NodeAddr, neighbours::Neighbour)>(),
+        16,
+        "a neighbour entry"
+    );
+    assert_eq!(size_of::<bootstrap::SeedLink>(), 32, "a seed link");
+    assert_eq!(size_of::<crate::rng::CompactRng>(), 24, "the RNG");
+    assert!(size_of::<PeerNode>() <= 472, "{}", size_of::<PeerNode>());
 }

@@ -25,7 +25,8 @@ use crate::addr::NodeAddr;
 use crate::digest::DigestMemo;
 use crate::limits::SEEDS_MAX;
 use crate::node::{ConnId, Event, Input, Node, Output, TimerId};
-use crate::peer::{PeerConfig, PeerNode};
+use crate::peer::{PeerConfig, PeerContext, PeerNode};
+use crate::rng::CompactRng;
 use crate::seed::{SeedConfig, SeedNode};
 use crate::time::{Duration, Time};
 use crate::wire::{Gossip, Message, Timestamp};
@@ -339,8 +340,8 @@ pub struct World {
     free_payloads: Vec<u32>,
     /// In-flight gossip by ordinal, with the number of queued deliveries of it.
     gossip: Vec<Option<(Arc<Gossip>, u32)>>,
-    seed_list: Arc<[NodeAddr]>,
-    peer_cfg: Arc<PeerConfig>,
+    /// What every peer shares (settings, seed list, memo).
+    peer_ctx: Arc<PeerContext>,
 }
 
 impl World {
@@ -348,8 +349,11 @@ impl World {
     /// with a stopwatch to measure hashing time, or with a pool to hash in parallel.
     pub fn new(cfg: SimConfig, memo: Arc<DigestMemo>) -> Result<Self, String> {
         cfg.validate()?;
-        let seed_list: Arc<[NodeAddr]> = cfg.seed_addrs().into();
-        let peer_cfg = Arc::new(cfg.peer.clone());
+        let peer_ctx = Arc::new(PeerContext {
+            cfg: cfg.peer.clone(),
+            seeds: cfg.seed_addrs(),
+            memo: Arc::clone(&memo),
+        });
         let mut nodes = Vec::with_capacity(cfg.seeds + cfg.peers);
         let mut seed_nodes = Vec::with_capacity(cfg.seeds);
         for j in 0..cfg.seeds {
@@ -365,7 +369,7 @@ impl World {
         let mut peer_nodes = Vec::with_capacity(cfg.peers);
         for i in 0..cfg.peers {
             let addr = cfg.peer_addr(i);
-            peer_nodes.push(Self::make_peer(&cfg, &seed_list, &peer_cfg, &memo, i, 0));
+            peer_nodes.push(Self::make_peer(&cfg, &peer_ctx, i, 0));
             nodes.push(NodeSlot {
                 addr,
                 status: Status::Waiting,
@@ -397,8 +401,7 @@ impl World {
             payloads: Vec::new(),
             free_payloads: Vec::new(),
             gossip: Vec::new(),
-            seed_list,
-            peer_cfg,
+            peer_ctx,
             cfg,
         };
         for j in 0..w.cfg.seeds {
@@ -427,21 +430,14 @@ impl World {
         }
     }
 
-    fn make_peer(
-        cfg: &SimConfig,
-        seeds: &Arc<[NodeAddr]>,
-        peer_cfg: &Arc<PeerConfig>,
-        memo: &Arc<DigestMemo>,
-        i: usize,
-        incarnation: u32,
-    ) -> PeerNode {
-        PeerNode::with_shared(
-            cfg.peer_addr(i),
-            Arc::clone(seeds),
-            Arc::clone(peer_cfg),
-            node_rng(cfg.seed, STREAM_PEER, i, incarnation),
-            Arc::clone(memo),
-        )
+    fn make_peer(cfg: &SimConfig, ctx: &Arc<PeerContext>, i: usize, incarnation: u32) -> PeerNode {
+        let rng = CompactRng::seed_from_u64(derive_seed(
+            cfg.seed,
+            STREAM_PEER,
+            i as u64,
+            incarnation.into(),
+        ));
+        PeerNode::with_context(cfg.peer_addr(i), Arc::clone(ctx), rng)
     }
 
     /// Also write every trace line to `out`.
@@ -711,7 +707,7 @@ impl World {
             // A flood's sends each read their link: start loading all of them at once.
             for out in self.peer_nodes[i - seeds].queued_outputs() {
                 if let Output::Send { conn, .. } = out {
-                    self.net.prefetch(net::conn_slot(conn.0));
+                    self.net.prefetch(net::conn_slot(conn.get()));
                 }
             }
             while let Some(out) = self.peer_nodes[i - seeds].poll_output() {
@@ -725,7 +721,7 @@ impl World {
         match out {
             Output::Connect { addr } => self.connect(node, addr),
             Output::Send { conn, msg } => {
-                let Some((slot, to)) = self.far_side(conn.0, node, incarnation) else {
+                let Some((slot, to)) = self.far_side(conn.get(), node, incarnation) else {
                     return;
                 };
                 let lat = self.cfg.latency.sample(&mut self.rng);
@@ -734,7 +730,7 @@ impl World {
                 self.schedule_on_link(at, entry);
             }
             Output::Close { conn } => {
-                let Some((slot, to)) = self.far_side(conn.0, node, incarnation) else {
+                let Some((slot, to)) = self.far_side(conn.get(), node, incarnation) else {
                     return;
                 };
                 if let Some(l) = self.net.get_mut(slot) {
@@ -898,7 +894,7 @@ impl World {
                 l.ends[1].incarnation = t.incarnation;
             }
             let remote = ephemeral(self.nodes[dialer.node as usize].addr, l.serial());
-            let conn = ConnId(net::conn_id(l.serial(), slot));
+            let conn = ConnId::new(net::conn_id(l.serial(), slot));
             self.feed(
                 target.node,
                 Input::Connected {
@@ -931,7 +927,7 @@ impl World {
             return; // the dialer went away; its crash already reset the link
         }
         let remote = self.nodes[target.node as usize].addr;
-        let conn = ConnId(net::conn_id(l.serial(), slot));
+        let conn = ConnId::new(net::conn_id(l.serial(), slot));
         self.feed(
             dialer.node,
             Input::Connected {
@@ -958,7 +954,7 @@ impl World {
             self.feed(
                 node,
                 Input::Received {
-                    conn: ConnId(conn),
+                    conn: ConnId::new(conn),
                     msg,
                 },
                 obs,
@@ -977,7 +973,13 @@ impl World {
             self.net.remove(slot);
         }
         if was_open && self.is_current(end.node, end.incarnation) {
-            self.feed(end.node, Input::Closed { conn: ConnId(conn) }, obs);
+            self.feed(
+                end.node,
+                Input::Closed {
+                    conn: ConnId::new(conn),
+                },
+                obs,
+            );
         }
     }
 
@@ -1031,14 +1033,7 @@ impl World {
         // A rebooted host answers its old connections with resets.
         self.reset_links(node);
         let incarnation = self.nodes[node as usize].incarnation + 1;
-        self.peer_nodes[peer] = Self::make_peer(
-            &self.cfg,
-            &self.seed_list,
-            &self.peer_cfg,
-            &self.memo,
-            peer,
-            incarnation,
-        );
+        self.peer_nodes[peer] = Self::make_peer(&self.cfg, &self.peer_ctx, peer, incarnation);
         let slot = &mut self.nodes[node as usize];
         slot.incarnation = incarnation;
         slot.status = Status::Waiting;
