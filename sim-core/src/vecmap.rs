@@ -138,10 +138,26 @@ impl<K: Ord, V> VecMap<K, V> {
                 .reserve_exact(if len < 32 { 4 } else { len / 8 });
         }
     }
+}
 
-    /// Gives back memory a table that shrank a lot no longer needs.
+/// Room for one more in a vector that may grow to millions of entries (a simulator's slabs
+/// and queues): by doubling while small, and past 4 096 entries by an eighth, so that its
+/// unused room is at most an eighth instead of up to half. Large blocks are grown in place
+/// by the allocator (`mremap`), so growing often costs little.
+pub fn reserve_for_one<T>(v: &mut Vec<T>) {
+    let (len, cap) = (v.len(), v.capacity());
+    if len == cap {
+        v.reserve_exact(if len < 4096 { len.max(4) } else { len / 8 });
+    }
+}
+
+impl<K, V> VecMap<K, V> {
+    /// Gives back memory a table that shrank a lot no longer needs, and all of it once
+    /// empty (most of a million peers' handshake tables are empty most of the time).
     fn shrink(&mut self) {
-        if self.entries.capacity() > 8 && self.entries.len() < self.entries.capacity() / 4 {
+        if self.entries.is_empty() {
+            self.entries = Vec::new();
+        } else if self.entries.capacity() > 8 && self.entries.len() < self.entries.capacity() / 4 {
             self.entries.shrink_to(self.entries.len() * 2);
         }
     }

@@ -178,7 +178,7 @@ impl PeerNode {
             if let Some(d) = degree
                 && (self.known.contains(&p) || self.known.len() < KNOWN_PEERS_MAX)
             {
-                self.degrees.insert(p, d);
+                self.joining_mut().degrees.insert(p, d);
             }
             if self.known.len() < KNOWN_PEERS_MAX && self.known.insert(p) {
                 fresh.push(p);
@@ -209,7 +209,9 @@ impl PeerNode {
 
     pub(super) fn dead_notice(&mut self, dead: NodeAddr, reporter: NodeAddr) {
         self.known.remove(&dead);
-        self.degrees.remove(&dead);
+        self.unjoin(|j| {
+            j.degrees.remove(&dead);
+        });
         self.out.event(Event::DeadNodeNotice { dead, reporter });
     }
 

@@ -83,31 +83,40 @@ impl SeenSet {
 /// A set of ordinals: a sorted list while sparse, a bitset once that is no bigger. Flooding
 /// delivers nearly every message to every peer, so a peer's ordinals are dense and cost a bit
 /// each.
+///
+/// Both forms are boxed slices sized to what they hold (24 bytes a set, no spare room): a
+/// sparse set is short or rarely written, and a bitset grows one word per 64 messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum OrdSet {
-    Sparse(Vec<Ordinal>),
-    Dense {
-        /// Ordinal of bit 0 of `words[0]`, a multiple of 64.
-        base: Ordinal,
-        words: Vec<u64>,
-        len: usize,
-    },
+    /// The members, sorted.
+    Sparse(Box<[Ordinal]>),
+    /// `[base, len, words...]`: bit `i` of `words[w]` is ordinal `base + 64 w + i`, `base`
+    /// a multiple of 64, and `len` the members.
+    Dense(Box<[u64]>),
 }
 
 impl Default for OrdSet {
     fn default() -> Self {
-        OrdSet::Sparse(Vec::new())
+        OrdSet::Sparse(Box::default())
     }
 }
 
 /// Bytes a bitset may take beyond one sparse entry's 8 per member.
 const DENSE_SLACK_BYTES: usize = 64;
+/// Where a bitset's words start.
+const WORDS_AT: usize = 2;
+
+/// A bitset's base, member count and words.
+fn dense_parts(d: &[u64]) -> (Ordinal, usize, &[u64]) {
+    // `Dense` slices are made with their two header words.
+    (d[0], d[1] as usize, &d[WORDS_AT..])
+}
 
 impl OrdSet {
     fn len(&self) -> usize {
         match self {
             OrdSet::Sparse(v) => v.len(),
-            OrdSet::Dense { len, .. } => *len,
+            OrdSet::Dense(d) => dense_parts(d).1,
         }
     }
 
@@ -118,8 +127,9 @@ impl OrdSet {
     fn prefetch(&self, ord: Ordinal) {
         match self {
             OrdSet::Sparse(v) => crate::prefetch::prefetch_first(v),
-            OrdSet::Dense { base, words, .. } => {
-                let w = ord.saturating_sub(*base) / 64;
+            OrdSet::Dense(d) => {
+                let (base, _, words) = dense_parts(d);
+                let w = ord.saturating_sub(base) / 64;
                 let w = usize::try_from(w)
                     .unwrap_or(usize::MAX)
                     .min(words.len().saturating_sub(1));
@@ -131,8 +141,9 @@ impl OrdSet {
     fn contains(&self, ord: Ordinal) -> bool {
         match self {
             OrdSet::Sparse(v) => v.binary_search(&ord).is_ok(),
-            OrdSet::Dense { base, words, .. } => {
-                let Some(off) = ord.checked_sub(*base) else {
+            OrdSet::Dense(d) => {
+                let (base, _, words) = dense_parts(d);
+                let Some(off) = ord.checked_sub(base) else {
                     return false;
                 };
                 usize::try_from(off / 64)
@@ -146,8 +157,9 @@ impl OrdSet {
     /// Members in increasing order.
     fn iter(&self) -> Vec<Ordinal> {
         match self {
-            OrdSet::Sparse(v) => v.clone(),
-            OrdSet::Dense { base, words, .. } => {
+            OrdSet::Sparse(v) => v.to_vec(),
+            OrdSet::Dense(d) => {
+                let (base, _, words) = dense_parts(d);
                 let mut out = Vec::new();
                 for (i, w) in words.iter().enumerate() {
                     for bit in 0..64 {
@@ -167,34 +179,40 @@ impl OrdSet {
         match self {
             OrdSet::Sparse(v) => {
                 let i = v.partition_point(|&x| x < ord);
-                v.insert(i, ord);
+                let mut grown = Vec::with_capacity(v.len() + 1);
+                grown.extend_from_slice(&v[..i]);
+                grown.push(ord);
+                grown.extend_from_slice(&v[i..]);
+                *v = grown.into_boxed_slice();
                 self.densify_if_smaller();
             }
-            OrdSet::Dense { base, words, len } => {
+            OrdSet::Dense(d) => {
+                let (base, len, words) = dense_parts(d);
                 // In u128: the ends of the span may pass u64::MAX.
-                let lo = (*base).min(ord & !63);
-                let end = u128::from(*base) + 64 * words.len() as u128;
+                let lo = base.min(ord & !63);
+                let end = u128::from(base) + 64 * words.len() as u128;
                 let hi = end.max(u128::from(ord | 63) + 1);
                 let span_words = usize::try_from((hi - u128::from(lo)) / 64).unwrap_or(usize::MAX);
-                if span_words.saturating_mul(8) > 8 * (*len + 1) + DENSE_SLACK_BYTES {
+                if span_words.saturating_mul(8) > 8 * (len + 1) + DENSE_SLACK_BYTES {
                     let mut v = self.iter();
                     let i = v.partition_point(|&x| x < ord);
                     v.insert(i, ord);
-                    *self = OrdSet::Sparse(v);
+                    *self = OrdSet::Sparse(v.into_boxed_slice());
                     return;
                 }
-                if lo < *base {
-                    let front = ((*base - lo) / 64) as usize;
-                    words.splice(0..0, std::iter::repeat_n(0, front));
-                    *base = lo;
+                if lo < base || span_words > words.len() {
+                    // Regrow: `front` new words before, the rest after.
+                    let front = ((base - lo) / 64) as usize;
+                    let mut grown = Vec::with_capacity(WORDS_AT + span_words);
+                    grown.extend_from_slice(&[lo, len as u64]);
+                    grown.extend(std::iter::repeat_n(0, front));
+                    grown.extend_from_slice(words);
+                    grown.resize(WORDS_AT + span_words, 0);
+                    *d = grown.into_boxed_slice();
                 }
-                let off = ord - *base;
-                let w = (off / 64) as usize;
-                if w >= words.len() {
-                    words.resize(w + 1, 0);
-                }
-                words[w] |= 1 << (off % 64);
-                *len += 1;
+                let off = ord - d[0];
+                d[WORDS_AT + (off / 64) as usize] |= 1 << (off % 64);
+                d[1] += 1;
             }
         }
     }
@@ -210,16 +228,14 @@ impl OrdSet {
         if v.len() < 4 || span_words.saturating_mul(8) > 8 * v.len() {
             return;
         }
-        let mut words = vec![0u64; span_words];
+        let mut d = vec![0u64; WORDS_AT + span_words];
+        d[0] = base;
+        d[1] = v.len() as u64;
         for &o in v.iter() {
             let off = o - base;
-            words[(off / 64) as usize] |= 1 << (off % 64);
+            d[WORDS_AT + (off / 64) as usize] |= 1 << (off % 64);
         }
-        *self = OrdSet::Dense {
-            base,
-            words,
-            len: v.len(),
-        };
+        *self = OrdSet::Dense(d.into_boxed_slice());
     }
 }
 
@@ -335,7 +351,8 @@ mod tests {
                 prop_assert_eq!(s.len(), b.len());
             }
             prop_assert_eq!(s.iter(), b.iter().copied().collect::<Vec<_>>());
-            if let OrdSet::Dense { words, len, .. } = &s {
+            if let OrdSet::Dense(d) = &s {
+                let (_, len, words) = dense_parts(d);
                 prop_assert!(words.len() * 8 <= 8 * len + 2 * DENSE_SLACK_BYTES);
             }
         }
@@ -347,10 +364,12 @@ mod tests {
         for o in (1000..1100).rev() {
             s.insert(o);
         }
-        let OrdSet::Dense { words, len, .. } = &s else {
+        let OrdSet::Dense(d) = &s else {
             panic!("100 consecutive ordinals stay sparse: {s:?}")
         };
-        assert_eq!((*len, words.len()), (100, 3));
+        let (_, len, words) = dense_parts(d);
+        assert_eq!((len, words.len()), (100, 3));
+        assert_eq!(std::mem::size_of::<OrdSet>(), 24);
     }
 
     #[test]

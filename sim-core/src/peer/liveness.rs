@@ -3,7 +3,7 @@
 //! consecutive misses it is declared dead, reported to every seed we registered with, dropped,
 //! and its slot refilled.
 
-use super::PeerNode;
+use super::{PeerNode, joining};
 use crate::addr::NodeAddr;
 use crate::node::{Event, RemovalReason, TimerId};
 use crate::wire::{DeadNode, Message, Timestamp};
@@ -48,7 +48,7 @@ impl PeerNode {
     /// neighbours died) asks its seeds for a fresh list and tries again: peers that joined
     /// since may have free slots. Checked once per liveness round.
     fn rejoin_if_isolated(&mut self) {
-        if !self.neighbours.is_empty() || !self.dialing.is_empty() {
+        if !self.neighbours.is_empty() || !joining(&self.joining).dialing.is_empty() {
             return;
         }
         for (_, conn) in self.registered_seeds() {
@@ -77,7 +77,9 @@ impl PeerNode {
         }
         self.remove_neighbour(peer, RemovalReason::Dead);
         self.known.remove(&peer);
-        self.degrees.remove(&peer);
+        self.unjoin(|j| {
+            j.degrees.remove(&peer);
+        });
         self.refresh_candidates();
         self.fill();
     }

@@ -186,15 +186,42 @@ pub struct PeerNode {
     originated: u32,
     capacity: u32,
     rng: CompactRng,
-    /// Deadlines of connections still in their handshake.
-    handshakes: VecMap<ConnId, Time>,
+    /// The tables of joining the overlay, held only while one of them holds something.
+    joining: Option<Box<Joining>>,
     seeds: Vec<SeedLink>,
     /// Known peers, and the ones not yet tried since the last refresh (in random order).
     known: Known,
+}
+
+/// What a peer holds while it joins the overlay or refills a slot; most peers, most of the
+/// time, hold none of it, and keep 8 bytes for it instead of 72.
+#[derive(Debug, Default)]
+struct Joining {
+    /// Deadlines of connections still in their handshake.
+    handshakes: VecMap<ConnId, Time>,
     /// Degrees of known peers as the seeds' lists last gave them (preferential attachment).
     degrees: VecMap<NodeAddr, u32>,
     /// Peers we asked to be neighbours and have no answer from yet.
     dialing: VecSet<NodeAddr>,
+}
+
+impl Joining {
+    fn is_empty(&self) -> bool {
+        self.handshakes.is_empty() && self.degrees.is_empty() && self.dialing.is_empty()
+    }
+}
+
+/// Nothing of joining held.
+static NOT_JOINING: Joining = Joining {
+    handshakes: VecMap::new(),
+    degrees: VecMap::new(),
+    dialing: VecSet::new(),
+};
+
+/// What `joining` holds (a function of the field alone, so that other fields can be borrowed
+/// meanwhile).
+fn joining(j: &Option<Box<Joining>>) -> &Joining {
+    j.as_deref().unwrap_or(&NOT_JOINING)
 }
 
 impl PeerNode {
@@ -237,16 +264,26 @@ impl PeerNode {
             out: Outbox::default(),
             now: Time::ZERO,
             conns: VecMap::new(),
-            handshakes: VecMap::new(),
+            joining: None,
             seeds: Vec::new(),
             bootstrapped: false,
             known: Known::default(),
-            degrees: VecMap::new(),
             neighbours: VecMap::new(),
-            dialing: VecSet::new(),
             originated: 0,
             seen: SeenSet::default(),
             ctx,
+        }
+    }
+
+    /// The joining tables, to add to.
+    fn joining_mut(&mut self) -> &mut Joining {
+        self.joining.get_or_insert_with(Box::default)
+    }
+
+    /// Takes from the joining tables, if there are any.
+    fn unjoin(&mut self, f: impl FnOnce(&mut Joining)) {
+        if let Some(j) = self.joining.as_mut() {
+            f(j);
         }
     }
 
@@ -378,7 +415,9 @@ impl PeerNode {
 
     /// The connection is gone (closed by the other side, or by us).
     fn conn_gone(&mut self, conn: ConnId) {
-        self.handshakes.remove(&conn);
+        self.unjoin(|j| {
+            j.handshakes.remove(&conn);
+        });
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -448,6 +487,9 @@ impl Node for PeerNode {
             Input::Closed { conn } => self.conn_gone(conn),
             Input::Timer(t) => self.timer(t),
             Input::Originate { body } => self.originate(&body),
+        }
+        if self.joining.as_ref().is_some_and(|j| j.is_empty()) {
+            self.joining = None;
         }
     }
 

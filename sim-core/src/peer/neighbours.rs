@@ -8,7 +8,7 @@
 use rand::Rng;
 use rand::seq::SliceRandom;
 
-use super::{Conn, PeerNode, Role};
+use super::{Conn, PeerNode, Role, joining};
 use crate::addr::NodeAddr;
 use crate::limits::HANDSHAKES_MAX;
 use crate::node::{ConnId, Event, Output, RemovalReason, TimerId};
@@ -85,7 +85,7 @@ impl Neighbour {
 impl PeerNode {
     /// Slots taken: neighbours and dials in flight.
     fn slots_used(&self) -> usize {
-        self.neighbours.len() + self.dialing.len()
+        self.neighbours.len() + joining(&self.joining).dialing.len()
     }
 
     /// Whether to dial one more peer: a free slot, and under a policy with a number of links
@@ -96,20 +96,20 @@ impl PeerNode {
             None => slot,
             Some(k) => {
                 let opened = self.neighbours.values().filter(|n| n.outbound()).count();
-                slot && opened + self.dialing.len() < k
+                slot && opened + joining(&self.joining).dialing.len() < k
             }
         }
     }
 
     pub(super) fn expect_handshake(&mut self, conn: ConnId) {
         let at = self.now + self.ctx.cfg.handshake_timeout;
-        self.handshakes.insert(conn, at);
+        self.joining_mut().handshakes.insert(conn, at);
         self.out.arm_no_later(TimerId::Handshake, at);
     }
 
     /// Our dial to `peer` connected: say hello.
     pub(super) fn dialed(&mut self, conn: ConnId, peer: NodeAddr) {
-        if !self.dialing.contains(&peer) || self.neighbours.contains_key(&peer) {
+        if !joining(&self.joining).dialing.contains(&peer) || self.neighbours.contains_key(&peer) {
             // Meanwhile `peer` dialed us and won the tie, or we gave up on it.
             self.out.push(Output::Close { conn });
             self.dial_ended(peer);
@@ -122,13 +122,19 @@ impl PeerNode {
 
     /// A dial to `peer` is over without a neighbour (failed, refused, closed, timed out).
     pub(super) fn dial_ended(&mut self, peer: NodeAddr) {
-        if self.dialing.remove(&peer) {
+        if self
+            .joining
+            .as_mut()
+            .is_some_and(|j| j.dialing.remove(&peer))
+        {
             self.fill();
         }
     }
 
     pub(super) fn hello_in(&mut self, conn: ConnId, peer: NodeAddr) {
-        self.handshakes.remove(&conn);
+        self.unjoin(|j| {
+            j.handshakes.remove(&conn);
+        });
         match self.admit(peer) {
             Ok(()) => {
                 self.out.send(conn, Message::Hello { addr: self.addr });
@@ -160,7 +166,7 @@ impl PeerNode {
                 Err(RefuseReason::Duplicate)
             };
         }
-        let crossing = self.dialing.contains(&peer);
+        let crossing = joining(&self.joining).dialing.contains(&peer);
         if crossing && self.addr < peer {
             return Err(RefuseReason::Duplicate); // our own dial wins
         }
@@ -170,13 +176,22 @@ impl PeerNode {
         if self.neighbours.len() + hellos.len() - crossing_hello >= self.capacity as usize {
             return Err(RefuseReason::Full);
         }
-        self.dialing.remove(&peer);
+        self.unjoin(|j| {
+            j.dialing.remove(&peer);
+        });
         while self.slots_used() >= self.capacity as usize {
-            let Some(cancel) = self.dialing.iter().find(|d| !hellos.contains(d)).copied() else {
+            let Some(cancel) = joining(&self.joining)
+                .dialing
+                .iter()
+                .find(|d| !hellos.contains(d))
+                .copied()
+            else {
                 break;
             };
             // Its `Connected`, if it comes, finds it gone from `dialing` and closes it.
-            self.dialing.remove(&cancel);
+            self.unjoin(|j| {
+                j.dialing.remove(&cancel);
+            });
         }
         Ok(())
     }
@@ -196,8 +211,12 @@ impl PeerNode {
     }
 
     pub(super) fn hello_accepted(&mut self, conn: ConnId, peer: NodeAddr) {
-        self.handshakes.remove(&conn);
-        self.dialing.remove(&peer);
+        self.unjoin(|j| {
+            j.handshakes.remove(&conn);
+        });
+        self.unjoin(|j| {
+            j.dialing.remove(&peer);
+        });
         if self
             .neighbours
             .get(&peer)
@@ -254,7 +273,7 @@ impl PeerNode {
 
     pub(super) fn handshake_deadlines(&mut self) {
         let now = self.now;
-        let expired: Vec<ConnId> = self
+        let expired: Vec<ConnId> = joining(&self.joining)
             .handshakes
             .iter()
             .filter(|(_, at)| **at <= now)
@@ -268,7 +287,7 @@ impl PeerNode {
             }
             self.close(conn);
         }
-        if let Some(next) = self.handshakes.values().min().copied() {
+        if let Some(next) = joining(&self.joining).handshakes.values().min().copied() {
             self.out.arm(TimerId::Handshake, next);
         }
     }
@@ -279,10 +298,12 @@ impl PeerNode {
         let mut c: Vec<NodeAddr> = self
             .known
             .iter()
-            .filter(|p| !self.neighbours.contains_key(p) && !self.dialing.contains(p))
+            .filter(|p| {
+                !self.neighbours.contains_key(p) && !joining(&self.joining).dialing.contains(p)
+            })
             .collect();
         if self.ctx.cfg.topology.by_degree() {
-            let degrees = &self.degrees;
+            let degrees = &joining(&self.joining).degrees;
             let weight = |p: &NodeAddr| f64::from(degrees.get(p).copied().unwrap_or(0).max(1));
             let order = self.rng.with(|rng| weighted_order(rng, c, weight));
             self.known.set_candidates(order);
@@ -297,15 +318,16 @@ impl PeerNode {
         if !self.bootstrapped {
             return;
         }
-        while self.wants_dial() && self.dialing.len() < HANDSHAKES_MAX {
+        while self.wants_dial() && joining(&self.joining).dialing.len() < HANDSHAKES_MAX {
             let Some(peer) = self.known.pop_candidate() else {
                 break;
             };
-            let taken = self.neighbours.contains_key(&peer) || self.dialing.contains(&peer);
+            let taken = self.neighbours.contains_key(&peer)
+                || joining(&self.joining).dialing.contains(&peer);
             if taken || peer == self.addr {
                 continue;
             }
-            self.dialing.insert(peer);
+            self.joining_mut().dialing.insert(peer);
             self.out.push(Output::Connect { addr: peer });
         }
     }

@@ -542,5 +542,5 @@ fn a_peers_records_stay_compact() {
     );
     assert_eq!(size_of::<bootstrap::SeedLink>(), 32, "a seed link");
     assert_eq!(size_of::<crate::rng::CompactRng>(), 24, "the RNG");
-    assert!(size_of::<PeerNode>() <= 472, "{}", size_of::<PeerNode>());
+    assert!(size_of::<PeerNode>() <= 376, "{}", size_of::<PeerNode>());
 }

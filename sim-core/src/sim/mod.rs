@@ -407,11 +407,12 @@ impl World {
         for j in 0..w.cfg.seeds {
             w.schedule(Time::ZERO, Entry::new(Kind::Start, j as u32, 0));
         }
-        for i in 0..w.cfg.peers {
-            let at = Time::ZERO + w.cfg.join_interval.times(i as u64 + 1);
-            let node = (w.cfg.seeds + i) as u32;
-            w.schedule(at, Entry::new(Kind::Start, node, 0));
-        }
+        // Peer i joins at (i + 1) join intervals: a series of entries made as they are due.
+        // Node indices fit in u32 (`validate` bounds the peers).
+        let first = Entry::new(Kind::Start, w.cfg.seeds as u32, 0);
+        let (interval, peers) = (w.cfg.join_interval, w.cfg.peers as u32);
+        w.queue
+            .push_series(Time::ZERO + interval, interval, peers, first);
         for k in 0..w.cfg.faults.len() {
             let at = w.cfg.faults[k].at();
             w.schedule(at, Entry::new(Kind::Fault, k as u32, 0));

@@ -81,28 +81,42 @@ pub(super) struct End {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Link {
     pub(super) ends: [End; 2],
-    /// Which ends still have the connection open (bit per side).
-    open: u8,
-    /// Forgotten (both ends closed, or the dial failed): nothing on it happens any more. The
-    /// slot is reused once no queued entry refers to it.
-    removed: bool,
-    /// Queued entries that refer to this link.
-    pending: u32,
+    /// Three flags and a count in one word (24 bytes a link, not 28): which ends still have
+    /// the connection open (bits 0 and 1, one per side); [`REMOVED`], the link is forgotten
+    /// (both ends closed, or the dial failed), nothing on it happens any more and its slot is
+    /// reused once no queued entry refers to it; and above them, the queued entries that
+    /// refer to the link.
+    state: u32,
     /// The link's number in the order links were made, from 1 (the `ConnId`'s high half).
     serial: u32,
 }
 
+const OPEN_BOTH: u32 = 0b11;
+const REMOVED: u32 = 0b100;
+const PENDING_ONE: u32 = 0b1000;
+/// A count that reached this stays (2^29 entries on one link would take 8 GiB of queue): its
+/// slot is then never reused, which wastes 24 bytes and is never wrong.
+const PENDING_STUCK: u32 = u32::MAX / PENDING_ONE;
+
 impl Link {
+    fn removed(&self) -> bool {
+        self.state & REMOVED != 0
+    }
+
+    fn pending(&self) -> u32 {
+        self.state / PENDING_ONE
+    }
+
     pub(super) fn side_of(&self, node: u32, incarnation: u32) -> Option<usize> {
         (0..2).find(|&s| self.ends[s].node == node && self.ends[s].incarnation == incarnation)
     }
 
     pub(super) fn is_open(&self, side: usize) -> bool {
-        self.open & (1 << side) != 0
+        self.state & (1 << side) != 0
     }
 
     pub(super) fn close(&mut self, side: usize) {
-        self.open &= !(1 << side);
+        self.state &= !(1 << side);
     }
 
     pub(super) fn serial(&self) -> u32 {
@@ -173,9 +187,7 @@ impl Network {
         let end = |(node, incarnation)| End { node, incarnation };
         let link = Link {
             ends: [end(from), end(to)],
-            open: 0b11,
-            removed: false,
-            pending: 0,
+            state: OPEN_BOTH,
             serial,
         };
         match self.free.pop() {
@@ -187,8 +199,10 @@ impl Network {
                 slot
             }
             None => {
+                crate::vecmap::reserve_for_one(&mut self.links);
                 self.links.push(link);
                 if let Some(a) = self.arrivals_until.as_mut() {
+                    crate::vecmap::reserve_for_one(a);
                     a.push([now; 2]);
                 }
                 // Slots are reused, so there are never more than there are open links.
@@ -201,7 +215,7 @@ impl Network {
     pub(super) fn by_conn(&self, conn: u64) -> Option<(u32, &Link)> {
         let slot = conn_slot(conn);
         let l = self.links.get(slot as usize)?;
-        (!l.removed && u64::from(l.serial) == conn >> 32).then_some((slot, l))
+        (!l.removed() && u64::from(l.serial) == conn >> 32).then_some((slot, l))
     }
 
     /// The link in `slot`, forgotten or not (a queued entry keeps its slot from reuse).
@@ -218,26 +232,30 @@ impl Network {
 
     /// The link in `slot`, unless it was forgotten.
     pub(super) fn get(&self, slot: u32) -> Option<&Link> {
-        self.links.get(slot as usize).filter(|l| !l.removed)
+        self.links.get(slot as usize).filter(|l| !l.removed())
     }
 
     /// The link in `slot`, to change, unless it was forgotten.
     pub(super) fn get_mut(&mut self, slot: u32) -> Option<&mut Link> {
-        self.links.get_mut(slot as usize).filter(|l| !l.removed)
+        self.links.get_mut(slot as usize).filter(|l| !l.removed())
     }
 
     /// A queued entry now refers to `slot`.
     pub(super) fn hold(&mut self, slot: u32) {
-        if let Some(l) = self.links.get_mut(slot as usize) {
-            l.pending += 1;
+        if let Some(l) = self.links.get_mut(slot as usize)
+            && l.pending() < PENDING_STUCK
+        {
+            l.state += PENDING_ONE;
         }
     }
 
     /// A queued entry that referred to `slot` was taken off the queue.
     pub(super) fn release(&mut self, slot: u32) {
-        if let Some(l) = self.links.get_mut(slot as usize) {
-            l.pending -= 1;
-            if l.removed && l.pending == 0 {
+        if let Some(l) = self.links.get_mut(slot as usize)
+            && l.pending() < PENDING_STUCK
+        {
+            l.state -= PENDING_ONE;
+            if l.removed() && l.pending() == 0 {
                 self.free.push(slot);
             }
         }
@@ -246,11 +264,10 @@ impl Network {
     /// Forget the link in `slot`.
     pub(super) fn remove(&mut self, slot: u32) {
         if let Some(l) = self.links.get_mut(slot as usize)
-            && !l.removed
+            && !l.removed()
         {
-            l.removed = true;
-            l.open = 0;
-            if l.pending == 0 {
+            l.state = (l.state & !OPEN_BOTH) | REMOVED;
+            if l.pending() == 0 {
                 self.free.push(slot);
             }
         }
@@ -263,7 +280,7 @@ impl Network {
             .links
             .iter()
             .enumerate()
-            .filter(|(_, l)| !l.removed)
+            .filter(|(_, l)| !l.removed())
             .filter_map(|(slot, l)| {
                 let side = l.side_of(node, incarnation)?;
                 // Slots are below 2^32 (see new_link).

@@ -12,7 +12,8 @@
 use core::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use crate::time::Time;
+use crate::time::{Duration, Time};
+use crate::vecmap::reserve_for_one;
 
 /// What an entry asks the world to do (see `World::act`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -108,6 +109,17 @@ impl Ord for Head {
 const SPARE_RUNS_MAX: usize = 16;
 const SPARE_RUN_CAPACITY_MAX: usize = 1 << 12;
 
+/// `remaining` entries made by rule, not stored: the next at `at` with sequence `seq`, each
+/// one `step` and one sequence number after the one before, for node `entry.a` plus one.
+#[derive(Clone, Copy, Debug)]
+struct Series {
+    at: Time,
+    seq: u64,
+    step: Duration,
+    remaining: u32,
+    entry: Entry,
+}
+
 /// The queue.
 #[derive(Debug, Default)]
 pub(super) struct Queue {
@@ -119,7 +131,11 @@ pub(super) struct Queue {
     /// The run being drained, and how far.
     cur: Vec<Entry>,
     cur_at: Time,
+    /// The sequence number of the current run's first entry.
+    cur_seq: u64,
     cur_pos: usize,
+    /// Entries made by rule rather than stored (see [`Queue::push_series`]).
+    series: Option<Series>,
     /// Closed runs of two or more, referred to from the heap.
     runs: Vec<Vec<Entry>>,
     free_runs: Vec<u32>,
@@ -142,9 +158,59 @@ impl Queue {
             self.open_at = at;
             self.open_seq = self.seq;
         }
+        reserve_for_one(&mut self.open);
         self.open.push(e);
         self.seq += 1;
         self.len += 1;
+    }
+
+    /// Queues `count` copies of `first`, the k-th (from 0) for `at + k * step` and for
+    /// node `first.a + k`, as if pushed one by one now, but without storing them: a
+    /// simulation's joins (a million start entries would take 32 MB of heap). One series at
+    /// a time.
+    pub(super) fn push_series(&mut self, at: Time, step: Duration, count: u32, first: Entry) {
+        debug_assert!(self.series.is_none(), "one series at a time");
+        if count == 0 {
+            return;
+        }
+        // Later pushes for the same times must follow the series: they start a new run.
+        self.close_open();
+        self.series = Some(Series {
+            at,
+            seq: self.seq,
+            step,
+            remaining: count,
+            entry: first,
+        });
+        self.seq += u64::from(count);
+        self.len += count as usize;
+    }
+
+    /// Whether the series' next entry comes before everything stored.
+    fn series_first(&self) -> bool {
+        let Some(s) = &self.series else { return false };
+        let key = (s.at, s.seq);
+        let cur = (self.cur_pos < self.cur.len())
+            .then(|| (self.cur_at, self.cur_seq + self.cur_pos as u64));
+        let open = (!self.open.is_empty()).then_some((self.open_at, self.open_seq));
+        let heap = self.heap.peek().map(|h| (h.at, h.seq));
+        [cur, open, heap].into_iter().flatten().all(|k| key < k)
+    }
+
+    /// Takes the series' next entry.
+    fn pop_series(&mut self) -> Option<(Time, Entry)> {
+        let s = self.series.as_mut()?;
+        let out = (s.at, s.entry);
+        s.remaining -= 1;
+        if s.remaining == 0 {
+            self.series = None;
+        } else {
+            s.at = s.at + s.step;
+            s.seq += 1;
+            s.entry.a += 1;
+        }
+        self.len -= 1;
+        Some(out)
     }
 
     /// Moves the open run into the heap.
@@ -174,6 +240,12 @@ impl Queue {
                 Entry::new(Kind::Run, idx, 0)
             }
         };
+        if self.heap.len() == self.heap.capacity() {
+            // As `reserve_for_one`: a heap of a million timers grows by an eighth.
+            let len = self.heap.len();
+            self.heap
+                .reserve_exact(if len < 4096 { len.max(4) } else { len / 8 });
+        }
         self.heap.push(Head {
             at: self.open_at,
             seq: self.open_seq,
@@ -183,6 +255,9 @@ impl Queue {
 
     /// The time of the next entry.
     pub(super) fn peek_time(&self) -> Option<Time> {
+        if self.series_first() {
+            return self.series.map(|s| s.at);
+        }
         if self.cur_pos < self.cur.len() {
             return Some(self.cur_at);
         }
@@ -202,6 +277,9 @@ impl Queue {
 
     /// The next entry and its time.
     pub(super) fn pop(&mut self) -> Option<(Time, Entry)> {
+        if self.series_first() {
+            return self.pop_series();
+        }
         if let Some(&e) = self.cur.get(self.cur_pos) {
             self.cur_pos += 1;
             self.len -= 1;
@@ -212,11 +290,11 @@ impl Queue {
         let open_first =
             !self.open.is_empty() && self.heap.peek().is_none_or(|h| self.open_at < h.at);
         if open_first {
-            let at = self.open_at;
+            let (at, seq) = (self.open_at, self.open_seq);
             self.retire_cur();
             let fresh = self.spare.pop().unwrap_or_default();
             let run = std::mem::replace(&mut self.open, fresh);
-            return Some(self.start_run(at, run));
+            return Some(self.start_run(at, seq, run));
         }
         let head = self.heap.pop()?;
         if head.entry.kind != Kind::Run {
@@ -227,15 +305,16 @@ impl Queue {
         let run = std::mem::take(&mut self.runs[idx]);
         self.free_runs.push(head.entry.a);
         self.retire_cur();
-        Some(self.start_run(head.at, run))
+        Some(self.start_run(head.at, head.seq, run))
     }
 
     /// Makes `run` current and takes its first entry.
-    fn start_run(&mut self, at: Time, run: Vec<Entry>) -> (Time, Entry) {
+    fn start_run(&mut self, at: Time, seq: u64, run: Vec<Entry>) -> (Time, Entry) {
         debug_assert!(!run.is_empty(), "runs are never empty");
         let first = run[0];
         self.cur = run;
         self.cur_at = at;
+        self.cur_seq = seq;
         self.cur_pos = 1;
         self.len -= 1;
         (at, first)
@@ -295,6 +374,58 @@ mod tests {
             }
             while let Some(p) = plain.pop() {
                 prop_assert_eq!(q.pop().map(|(at, e)| (at.0, e.b)), Some(((p.0).0.0, p.1)));
+            }
+            prop_assert!(q.pop().is_none());
+        }
+    }
+
+    proptest! {
+        /// A series (the simulator's joins) pops as if its entries had been pushed one by
+        /// one where it was pushed, among entries pushed before and after it, also for equal
+        /// times and a step of zero.
+        #[test]
+        fn a_series_pops_as_its_entries_pushed_one_by_one(
+            before in prop::collection::vec(0u64..8, 0..6),
+            (at0, step, count) in (0u64..5, 0u64..4, 0u32..20),
+            ops in prop::collection::vec((0u8..3, 0u64..6), 0..300)
+        ) {
+            const MARK: u64 = u64::MAX;
+            let mut q = Queue::default();
+            let mut plain = BinaryHeap::new();
+            let mut seq = 0u64;
+            for at in before {
+                q.push(Time(at), Entry::new(Kind::Start, 0, seq));
+                plain.push(Plain(core::cmp::Reverse((at, seq)), seq));
+                seq += 1;
+            }
+            let base = seq;
+            q.push_series(Time(at0), Duration(step), count, Entry::new(Kind::Start, 100, MARK));
+            for k in 0..u64::from(count) {
+                plain.push(Plain(core::cmp::Reverse((at0 + k * step, seq)), seq));
+                seq += 1;
+            }
+            // Which push an entry is: its sequence number.
+            let id = |e: Entry| if e.b == MARK { base + u64::from(e.a - 100) } else { e.b };
+            let mut now = 0u64;
+            for (op, dt) in ops {
+                if op < 2 {
+                    let at = now + dt * u64::from(op);
+                    q.push(Time(at), Entry::new(Kind::Start, 0, seq));
+                    plain.push(Plain(core::cmp::Reverse((at, seq)), seq));
+                    seq += 1;
+                } else {
+                    let want = plain.pop().map(|p| ((p.0).0.0, p.1));
+                    let got = q.pop().map(|(at, e)| (at.0, id(e)));
+                    prop_assert_eq!(got, want);
+                    if let Some((at, _)) = got {
+                        now = at;
+                    }
+                }
+                prop_assert_eq!(q.len(), plain.len());
+                prop_assert_eq!(q.peek_time().map(|t| t.0), plain.peek().map(|p| (p.0).0.0));
+            }
+            while let Some(p) = plain.pop() {
+                prop_assert_eq!(q.pop().map(|(at, e)| (at.0, id(e))), Some(((p.0).0.0, p.1)));
             }
             prop_assert!(q.pop().is_none());
         }
