@@ -344,6 +344,51 @@ mod tests {
     #[derive(PartialEq, Eq, PartialOrd, Ord)]
     struct Plain(core::cmp::Reverse<(u64, u64)>, u64);
 
+    /// A queue beside its reference, pushed to and popped from alike.
+    struct Pair<F: Fn(Entry) -> u64> {
+        q: Queue,
+        plain: BinaryHeap<Plain>,
+        seq: u64,
+        /// Which push an entry is: its sequence number.
+        id: F,
+    }
+
+    impl<F: Fn(Entry) -> u64> Pair<F> {
+        fn push(&mut self, at: u64) {
+            self.q.push(Time(at), Entry::new(Kind::Start, 0, self.seq));
+            self.plain
+                .push(Plain(core::cmp::Reverse((at, self.seq)), self.seq));
+            self.seq += 1;
+        }
+
+        /// Pushes (op 0 or 1: at `now + dt * op`, never in the past) and pops (op 2), each
+        /// compared with the reference, then drains both.
+        fn run(&mut self, ops: Vec<(u8, u64)>) -> Result<(), TestCaseError> {
+            let mut now = 0u64;
+            for (op, dt) in ops {
+                if op < 2 {
+                    self.push(now + dt * u64::from(op));
+                } else {
+                    let want = self.plain.pop().map(|p| ((p.0).0.0, p.1));
+                    let got = self.q.pop().map(|(at, e)| (at.0, (self.id)(e)));
+                    prop_assert_eq!(got, want);
+                    if let Some((at, _)) = got {
+                        now = at;
+                    }
+                }
+                prop_assert_eq!(self.q.len(), self.plain.len());
+                let want = self.plain.peek().map(|p| (p.0).0.0);
+                prop_assert_eq!(self.q.peek_time().map(|t| t.0), want);
+            }
+            while let Some(p) = self.plain.pop() {
+                let got = self.q.pop().map(|(at, e)| (at.0, (self.id)(e)));
+                prop_assert_eq!(got, Some(((p.0).0.0, p.1)));
+            }
+            prop_assert!(self.q.pop().is_none());
+            Ok(())
+        }
+    }
+
     proptest! {
         /// Whatever the pushes and pops (runs, ties, pushes for the time being drained), the
         /// queue yields what a heap ordered by (time, sequence) yields.
@@ -351,35 +396,10 @@ mod tests {
         fn the_queue_pops_in_time_then_push_order(
             ops in prop::collection::vec((0u8..3, 0u64..6), 0..500)
         ) {
-            let mut q = Queue::default();
-            let mut plain = BinaryHeap::new();
-            let (mut seq, mut now) = (0u64, 0u64);
-            for (op, dt) in ops {
-                if op < 2 {
-                    // Never in the past: the world queues at or after now.
-                    let at = now + dt * u64::from(op);
-                    q.push(Time(at), Entry::new(Kind::Start, 0, seq));
-                    plain.push(Plain(core::cmp::Reverse((at, seq)), seq));
-                    seq += 1;
-                } else {
-                    let want = plain.pop().map(|p| ((p.0).0.0, p.1));
-                    let got = q.pop().map(|(at, e)| (at.0, e.b));
-                    prop_assert_eq!(got, want);
-                    if let Some((at, _)) = got {
-                        now = at;
-                    }
-                }
-                prop_assert_eq!(q.len(), plain.len());
-                prop_assert_eq!(q.peek_time().map(|t| t.0), plain.peek().map(|p| (p.0).0.0));
-            }
-            while let Some(p) = plain.pop() {
-                prop_assert_eq!(q.pop().map(|(at, e)| (at.0, e.b)), Some(((p.0).0.0, p.1)));
-            }
-            prop_assert!(q.pop().is_none());
+            let mut pair = Pair { q: Queue::default(), plain: BinaryHeap::new(), seq: 0, id: |e: Entry| e.b };
+            pair.run(ops)?;
         }
-    }
 
-    proptest! {
         /// A series (the simulator's joins) pops as if its entries had been pushed one by
         /// one where it was pushed, among entries pushed before and after it, also for equal
         /// times and a step of zero.
@@ -390,44 +410,19 @@ mod tests {
             ops in prop::collection::vec((0u8..3, 0u64..6), 0..300)
         ) {
             const MARK: u64 = u64::MAX;
-            let mut q = Queue::default();
-            let mut plain = BinaryHeap::new();
-            let mut seq = 0u64;
+            let base = before.len() as u64;
+            let id = move |e: Entry| if e.b == MARK { base + u64::from(e.a - 100) } else { e.b };
+            let mut pair = Pair { q: Queue::default(), plain: BinaryHeap::new(), seq: 0, id };
             for at in before {
-                q.push(Time(at), Entry::new(Kind::Start, 0, seq));
-                plain.push(Plain(core::cmp::Reverse((at, seq)), seq));
-                seq += 1;
+                pair.push(at);
             }
-            let base = seq;
-            q.push_series(Time(at0), Duration(step), count, Entry::new(Kind::Start, 100, MARK));
+            pair.q.push_series(Time(at0), Duration(step), count, Entry::new(Kind::Start, 100, MARK));
             for k in 0..u64::from(count) {
-                plain.push(Plain(core::cmp::Reverse((at0 + k * step, seq)), seq));
-                seq += 1;
+                let seq = pair.seq;
+                pair.plain.push(Plain(core::cmp::Reverse((at0 + k * step, seq)), seq));
+                pair.seq += 1;
             }
-            // Which push an entry is: its sequence number.
-            let id = |e: Entry| if e.b == MARK { base + u64::from(e.a - 100) } else { e.b };
-            let mut now = 0u64;
-            for (op, dt) in ops {
-                if op < 2 {
-                    let at = now + dt * u64::from(op);
-                    q.push(Time(at), Entry::new(Kind::Start, 0, seq));
-                    plain.push(Plain(core::cmp::Reverse((at, seq)), seq));
-                    seq += 1;
-                } else {
-                    let want = plain.pop().map(|p| ((p.0).0.0, p.1));
-                    let got = q.pop().map(|(at, e)| (at.0, id(e)));
-                    prop_assert_eq!(got, want);
-                    if let Some((at, _)) = got {
-                        now = at;
-                    }
-                }
-                prop_assert_eq!(q.len(), plain.len());
-                prop_assert_eq!(q.peek_time().map(|t| t.0), plain.peek().map(|p| (p.0).0.0));
-            }
-            while let Some(p) = plain.pop() {
-                prop_assert_eq!(q.pop().map(|(at, e)| (at.0, id(e))), Some(((p.0).0.0, p.1)));
-            }
-            prop_assert!(q.pop().is_none());
+            pair.run(ops)?;
         }
     }
 
