@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use experiments::run::{RunOptions, RunResult, default_out, run_to_folder_with};
 use sim_core::peer::PeerConfig;
 use sim_core::report::Outcome;
+use sim_core::seed::Removal;
 use sim_core::sim::{Fault, Latency, SimConfig};
 use sim_core::time::{Duration, Time};
 use sim_core::topology::Topology;
@@ -117,6 +118,10 @@ struct RealArgs {
     /// Malformed frames tolerated on one connection before it is closed.
     #[arg(long, default_value_t = 3)]
     bad_frames: u32,
+    /// What a seed does with a dead-node report: `verify` (check the accused, remove only if
+    /// it does not answer) or `trust` (remove at once, as the reference does).
+    #[arg(long, default_value = "verify")]
+    removal: Removal,
     /// Print only the final summary.
     #[arg(long, short, conflicts_with = "verbose")]
     quiet: bool,
@@ -247,6 +252,10 @@ struct SimArgs {
     /// Peer i starts at (i + 1) x this.
     #[arg(long, default_value = "100ms")]
     join_interval: Duration,
+    /// What a seed does with a dead-node report: `verify` (check the accused, remove only if
+    /// it does not answer) or `trust` (remove at once, as the reference does).
+    #[arg(long, default_value = "verify")]
+    removal: Removal,
     #[command(flatten)]
     protocol: ProtocolArgs,
 }
@@ -347,6 +356,7 @@ fn sim_config(a: &SimArgs) -> SimConfig {
         ..SimConfig::default()
     };
     a.protocol.apply(&mut cfg.peer);
+    cfg.seed_node.removal = a.removal;
     let mut faults: Vec<Fault> = Vec::new();
     faults.extend(a.crash.iter().map(|&(peer, at)| Fault::Crash { peer, at }));
     faults.extend(

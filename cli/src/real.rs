@@ -110,6 +110,7 @@ fn prompt_port() -> Result<u16, String> {
 fn seed_config(real: &RealArgs) -> SeedConfig {
     SeedConfig {
         bad_frames_max: real.bad_frames.max(1),
+        removal: real.removal,
         ..SeedConfig::default()
     }
 }

@@ -64,6 +64,7 @@ pub fn parameters(cfg: &SimConfig) -> serde_json::Value {
         "join_interval_s": cfg.join_interval.secs_f64(),
         "topology": cfg.peer.topology.to_string(),
         "peer_list_max": cfg.seed_node.peer_list_max,
+        "removal": cfg.seed_node.removal.to_string(),
     })
 }
 

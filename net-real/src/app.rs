@@ -324,6 +324,7 @@ fn shown(v: Verbosity, e: &Event) -> bool {
             | Event::SeedUnreachable { .. }
             | Event::PeerDeclaredDead { .. }
             | Event::PeerRemovedBySeed { .. }
+            | Event::DeadReportDismissed { .. }
             | Event::MalformedFrame { .. }
             | Event::HandshakeTimedOut { .. }
             | Event::TooManyConnections { .. } => true,
@@ -345,6 +346,8 @@ fn shown(v: Verbosity, e: &Event) -> bool {
             | Event::PeerRegistered { .. }
             | Event::PeerListServed { .. }
             | Event::DeadNodeAlreadyRemoved { .. }
+            | Event::DeadReportChecking { .. }
+            | Event::DeadReportIgnored { .. }
             | Event::DegreeRecorded { .. }
             | Event::DegreeAdvertised { .. }
             | Event::UnexpectedMessage { .. } => false,

@@ -243,10 +243,11 @@ impl Runtime {
     pub fn spawn_seed(
         &self,
         listen: Listen,
-        cfg: SeedConfig,
+        mut cfg: SeedConfig,
         rng: ChaCha8Rng,
     ) -> io::Result<NodeHandle> {
         let (listener, addr) = listen.bind()?;
+        cfg.wall_offset_micros = self.shared.clock.wall_offset_micros();
         let seed = SeedNode::new(addr, cfg, rng);
         self.spawn(listener, addr, seed, "seed")
     }

@@ -356,6 +356,32 @@ pub enum Event {
         /// Peers the notice was forwarded to.
         forwarded_to: usize,
     },
+    /// A seed checks a reported peer before it removes it (`--removal verify`).
+    DeadReportChecking {
+        /// The reported peer.
+        dead: NodeAddr,
+        /// Who reported it.
+        reporter: NodeAddr,
+    },
+    /// The reported peer answered the seed's check: the report is dismissed.
+    DeadReportDismissed {
+        /// The reported peer, alive.
+        dead: NodeAddr,
+        /// Who reported it.
+        reporter: NodeAddr,
+        /// Reports of this reporter dismissed in a row (it is muted at
+        /// [`crate::seed::DISMISSALS_MAX`]).
+        dismissed: u32,
+    },
+    /// A seed did not act on a report from a registered peer.
+    DeadReportIgnored {
+        /// The reported peer.
+        dead: NodeAddr,
+        /// Who reported it.
+        reporter: NodeAddr,
+        /// Why.
+        why: &'static str,
+    },
     /// A seed got a report about a peer it does not hold (already removed or never seen).
     DeadNodeAlreadyRemoved {
         /// The reported peer.
@@ -520,6 +546,22 @@ impl fmt::Display for Event {
                 f,
                 "Dead Node:{dead} reported by {reporter}: removed, notice sent to {forwarded_to} peers"
             ),
+            Event::DeadReportChecking { dead, reporter } => {
+                write!(f, "Dead Node:{dead} reported by {reporter}: checking it")
+            }
+            Event::DeadReportDismissed {
+                dead,
+                reporter,
+                dismissed,
+            } => write!(
+                f,
+                "Dead Node:{dead} reported by {reporter}: dismissed, it answered ({dismissed} dismissed in a row)"
+            ),
+            Event::DeadReportIgnored {
+                dead,
+                reporter,
+                why,
+            } => write!(f, "Dead Node:{dead} reported by {reporter}: ignored, {why}"),
             Event::DeadNodeAlreadyRemoved { dead, reporter } => {
                 write!(
                     f,

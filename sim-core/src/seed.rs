@@ -9,7 +9,46 @@ use crate::limits::{PEER_LIST_ENTRIES_MAX, SEED_CONNECTIONS_MAX};
 use crate::node::{ConnId, Event, Input, Node, Outbox, Output, TimerId};
 use crate::time::{Duration, Time};
 use crate::vecmap::VecMap;
-use crate::wire::{DeadNode, ListedPeer, Message, WireError};
+use crate::wire::{DeadNode, ListedPeer, Message, Timestamp, WireError};
+
+/// What a seed does with a dead-node report from a registered peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Removal {
+    /// Check the accused first: dial it and ask for a liveness reply; remove it only if that
+    /// fails within [`SeedConfig::probe_timeout`]. A report about a live peer is dismissed,
+    /// logged and counted against its reporter.
+    #[default]
+    Verify,
+    /// Remove at once, as the reference implementation does (for comparisons).
+    Trust,
+}
+
+impl std::fmt::Display for Removal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Removal::Verify => "verify",
+            Removal::Trust => "trust",
+        })
+    }
+}
+
+impl std::str::FromStr for Removal {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "verify" => Ok(Removal::Verify),
+            "trust" => Ok(Removal::Trust),
+            _ => Err(format!("unknown removal policy {s:?}: use verify or trust")),
+        }
+    }
+}
+
+/// Checks of accused peers a seed runs at once; more reports wait for a later one.
+pub const PROBES_MAX: usize = 64;
+/// Dismissed reports after which a reporter's reports are ignored for [`MUTE_FOR`].
+pub const DISMISSALS_MAX: u32 = 3;
+/// How long a reporter whose reports keep being dismissed is ignored (10 min).
+pub const MUTE_FOR: Duration = Duration::from_secs(600);
 
 /// A seed's settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +61,12 @@ pub struct SeedConfig {
     pub handshake_timeout: Duration,
     /// Most connections open at once; more are refused with `Connection refused:busy`.
     pub connections_max: usize,
+    /// Whether a reported peer is checked before it is removed (`verify`, the default).
+    pub removal: Removal,
+    /// How long the check of a reported peer may take: the dial and its liveness reply (5 s).
+    pub probe_timeout: Duration,
+    /// Added to `now` for wire timestamps, as a peer's (0 in the simulator).
+    pub wall_offset_micros: u64,
 }
 
 impl Default for SeedConfig {
@@ -31,8 +76,30 @@ impl Default for SeedConfig {
             bad_frames_max: 3,
             handshake_timeout: Duration::from_secs(10),
             connections_max: SEED_CONNECTIONS_MAX,
+            removal: Removal::Verify,
+            probe_timeout: Duration::from_secs(5),
+            wall_offset_micros: 0,
         }
     }
+}
+
+/// The check of one accused peer.
+#[derive(Debug)]
+struct Probe {
+    /// The report that started it, forwarded if the peer is removed.
+    notice: DeadNode,
+    /// The connection to the accused, once the dial succeeded.
+    conn: Option<ConnId>,
+    /// When silence counts as death.
+    deadline: Time,
+}
+
+/// What a seed remembers of a reporter whose reports it dismissed.
+#[derive(Debug, Default, Clone, Copy)]
+struct Reporter {
+    dismissed: u32,
+    /// Its reports are ignored until then.
+    muted_until: Time,
 }
 
 /// One connection (32 bytes: a seed of a million-peer simulation holds ~670 000).
@@ -63,6 +130,10 @@ pub struct SeedNode {
     /// ids and registered addresses both grow) every insert is an append; elsewhere an
     /// insert or removal moves the tail, microseconds at tens of thousands of entries.
     conns: VecMap<ConnId, SeedConn>,
+    /// Accused peers being checked (at most [`PROBES_MAX`]).
+    probes: Vec<Probe>,
+    /// Reporters with dismissed reports.
+    reporters: VecMap<NodeAddr, Reporter>,
 }
 
 impl SeedNode {
@@ -80,6 +151,8 @@ impl SeedNode {
             peers: Vec::new(),
             index: VecMap::new(),
             conns: VecMap::new(),
+            probes: Vec::new(),
+            reporters: VecMap::new(),
         }
     }
 
@@ -125,13 +198,33 @@ impl SeedNode {
             self.out.push(Output::Close { conn });
             self.out.event(Event::HandshakeTimedOut { from });
         }
+        let overdue: Vec<NodeAddr> = self
+            .probes
+            .iter()
+            .filter(|p| p.deadline <= now)
+            .map(|p| p.notice.dead)
+            .collect();
+        for dead in overdue {
+            self.probe_failed(dead);
+        }
+        self.rearm();
+    }
+
+    /// Arms the one timer a seed uses for the next deadline: a silent new connection's, or
+    /// a check's.
+    fn rearm(&mut self) {
         let pending = self.conns.values().map(|c| c.deadline);
-        if let Some(next) = pending.filter(|d| *d != Time::NEVER).min() {
+        let probes = self.probes.iter().map(|p| p.deadline);
+        if let Some(next) = pending.chain(probes).filter(|d| *d != Time::NEVER).min() {
             self.out.arm(TimerId::Handshake, next);
         }
     }
 
     fn received(&mut self, conn: ConnId, msg: Message) {
+        if let Some(i) = self.probe_on(conn) {
+            self.probe_answer(i, msg);
+            return;
+        }
         let Some(c) = self.conns.get_mut(&conn) else {
             debug_assert!(false, "driver fed a message on {conn}, which is not open");
             return;
@@ -206,11 +299,147 @@ impl SeedNode {
             });
             return;
         }
-        let Some(pos) = self.index.remove(&dead) else {
+        if !self.index.contains_key(&dead) {
             self.out
                 .event(Event::DeadNodeAlreadyRemoved { dead, reporter });
             return;
+        }
+        match self.cfg.removal {
+            Removal::Trust => self.remove(notice, Some(conn)),
+            Removal::Verify => self.start_probe(notice),
+        }
+    }
+
+    /// Starts checking the peer `notice` accuses, unless its reporter is muted, the peer is
+    /// being checked already, or too many checks run.
+    fn start_probe(&mut self, notice: DeadNode) {
+        let (dead, reporter) = (notice.dead, notice.reporter);
+        let why = if self
+            .reporters
+            .get(&reporter)
+            .is_some_and(|r| r.muted_until > self.now)
+        {
+            Some("its reporter is muted after reports that were dismissed")
+        } else if self.probes.iter().any(|p| p.notice.dead == dead) {
+            Some("a check of it is under way")
+        } else if self.probes.len() >= PROBES_MAX {
+            Some("too many checks under way")
+        } else {
+            None
         };
+        if let Some(why) = why {
+            self.out.event(Event::DeadReportIgnored {
+                dead,
+                reporter,
+                why,
+            });
+            return;
+        }
+        let deadline = self.now + self.cfg.probe_timeout;
+        self.probes.push(Probe {
+            notice,
+            conn: None,
+            deadline,
+        });
+        self.out.push(Output::Connect { addr: dead });
+        self.out.arm_no_later(TimerId::Handshake, deadline);
+        self.out.event(Event::DeadReportChecking { dead, reporter });
+    }
+
+    /// The check whose connection is `conn`.
+    fn probe_on(&self, conn: ConnId) -> Option<usize> {
+        if self.probes.is_empty() {
+            return None;
+        }
+        self.probes.iter().position(|p| p.conn == Some(conn))
+    }
+
+    /// Our dial to `addr` connected: if it is an accused peer, ask it for a liveness reply.
+    fn dialed(&mut self, conn: ConnId, addr: NodeAddr) {
+        let Some(p) = self
+            .probes
+            .iter_mut()
+            .find(|p| p.notice.dead == addr && p.conn.is_none())
+        else {
+            // A check that ended meanwhile.
+            self.out.push(Output::Close { conn });
+            return;
+        };
+        p.conn = Some(conn);
+        let ts = Timestamp::at(self.now, self.cfg.wall_offset_micros);
+        self.out.send(
+            conn,
+            Message::LivenessRequest {
+                ts,
+                addr: self.addr,
+            },
+        );
+    }
+
+    /// A message from an accused peer: a liveness reply (or a `busy` refusal) shows it alive.
+    fn probe_answer(&mut self, i: usize, msg: Message) {
+        match msg {
+            Message::LivenessReply { .. } | Message::Refuse { .. } => {
+                let p = self.probes.swap_remove(i);
+                if let Some(conn) = p.conn {
+                    self.out.push(Output::Close { conn });
+                }
+                self.dismiss(p.notice);
+            }
+            // Anything else proves nothing; the deadline decides.
+            _ => {}
+        }
+    }
+
+    /// The accused answered: the report was false.
+    fn dismiss(&mut self, notice: DeadNode) {
+        let (dead, reporter) = (notice.dead, notice.reporter);
+        let mut r = self.reporters.get(&reporter).copied().unwrap_or_default();
+        r.dismissed += 1;
+        let dismissed = r.dismissed;
+        if r.dismissed >= DISMISSALS_MAX {
+            r = Reporter {
+                dismissed: 0,
+                muted_until: self.now + MUTE_FOR,
+            };
+        }
+        self.reporters.insert(reporter, r);
+        self.out.event(Event::DeadReportDismissed {
+            dead,
+            reporter,
+            dismissed,
+        });
+    }
+
+    /// The check of `dead` failed (refused, closed, or silent past its deadline): remove it.
+    fn probe_failed(&mut self, dead: NodeAddr) {
+        let Some(i) = self.probes.iter().position(|p| p.notice.dead == dead) else {
+            return;
+        };
+        let p = self.probes.swap_remove(i);
+        if let Some(conn) = p.conn {
+            self.out.push(Output::Close { conn });
+        }
+        if self.index.contains_key(&dead) {
+            // The reporter knows: it is not told again.
+            let reporter = p.notice.reporter;
+            let from = self
+                .conns
+                .iter()
+                .find(|(_, c)| c.peer == Some(reporter))
+                .map(|(id, _)| *id);
+            self.remove(p.notice, from);
+        }
+    }
+
+    /// Removes `notice.dead`, logs it, and passes the notice to every other registered peer
+    /// (all but the one on `from`, the reporter's connection).
+    fn remove(&mut self, notice: DeadNode, from: Option<ConnId>) {
+        let (dead, reporter) = (notice.dead, notice.reporter);
+        let Some(pos) = self.index.remove(&dead) else {
+            return;
+        };
+        self.reporters.remove(&dead);
         self.peers.swap_remove(pos);
         if let Some(moved) = self.peers.get(pos) {
             self.index.insert(moved.addr, pos);
@@ -218,7 +447,7 @@ impl SeedNode {
         let targets: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(id, c)| **id != conn && c.peer.is_some_and(|p| p != dead))
+            .filter(|(id, c)| Some(**id) != from && c.peer.is_some_and(|p| p != dead))
             .map(|(id, _)| *id)
             .collect();
         for &t in &targets {
@@ -274,6 +503,11 @@ impl Node for SeedNode {
         self.now = now;
         match input {
             Input::Start => self.out.event(Event::SeedStarted),
+            Input::Connected {
+                conn,
+                remote,
+                outbound: true,
+            } => self.dialed(conn, remote),
             Input::Connected { conn, remote, .. } => self.connected(conn, remote),
             Input::Timer(timer) => {
                 if self.out.take_due(timer, now) {
@@ -289,11 +523,20 @@ impl Node for SeedNode {
             }
             Input::Received { conn, msg } => self.received(conn, msg),
             Input::Malformed { conn, error } => self.malformed(conn, error),
-            Input::Closed { conn } => {
-                self.conns.remove(&conn);
-            }
-            // A seed dials nobody and originates nothing.
-            Input::ConnectFailed { .. } | Input::Originate { .. } => {}
+            Input::Closed { conn } => match self.probe_on(conn) {
+                Some(i) => {
+                    let dead = self.probes[i].notice.dead;
+                    self.probes[i].conn = None;
+                    self.probe_failed(dead);
+                }
+                None => {
+                    self.conns.remove(&conn);
+                }
+            },
+            // A seed dials only accused peers.
+            Input::ConnectFailed { addr } => self.probe_failed(addr),
+            // A seed originates nothing.
+            Input::Originate { .. } => {}
         }
     }
 
@@ -378,9 +621,16 @@ mod tests {
         );
     }
 
+    fn trusting() -> SeedConfig {
+        SeedConfig {
+            removal: Removal::Trust,
+            ..SeedConfig::default()
+        }
+    }
+
     #[test]
-    fn dead_node_is_removed_logged_and_forwarded_to_other_peers() {
-        let mut s = seed(SeedConfig::default());
+    fn with_trust_a_dead_node_is_removed_logged_and_forwarded_to_other_peers() {
+        let mut s = seed(trusting());
         for (c, p) in [(1, 5000), (2, 5001), (3, 5002)] {
             connect_and_register(&mut s, c, p);
         }
@@ -471,6 +721,147 @@ mod tests {
             );
         }
         assert_eq!(s.registered().len(), 2, "nobody removed");
+    }
+
+    /// A seed with peers 5000..5002 registered on connections 1..3, and a report from 5000
+    /// (on its connection) that 5002 is dead: its outputs.
+    fn reported(s: &mut SeedNode) -> Vec<Output> {
+        for (c, p) in [(1, 5000), (2, 5001), (3, 5002)] {
+            connect_and_register(s, c, p);
+        }
+        drain(s);
+        report(s, Time::ZERO)
+    }
+
+    fn report(s: &mut SeedNode, now: Time) -> Vec<Output> {
+        let notice = DeadNode {
+            dead: a("127.0.0.1:5002"),
+            ts: Timestamp::parse("10").unwrap(),
+            reporter: a("127.0.0.1:5000"),
+        };
+        s.handle(
+            now,
+            Input::Received {
+                conn: ConnId::new(1),
+                msg: Message::DeadNode(notice),
+            },
+        );
+        drain(s)
+    }
+
+    fn removed(outs: &[Output]) -> bool {
+        outs.iter()
+            .any(|o| matches!(o, Output::Event(Event::PeerRemovedBySeed { .. })))
+    }
+
+    #[test]
+    fn with_verify_a_report_is_checked_before_anyone_is_removed() {
+        let mut s = seed(SeedConfig::default());
+        let outs = reported(&mut s);
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Connect { addr } if *addr == a("127.0.0.1:5002")))
+        );
+        assert!(!removed(&outs) && sends(&outs).is_empty(), "{outs:?}");
+        assert_eq!(s.registered().len(), 3);
+    }
+
+    #[test]
+    fn with_verify_an_accused_that_answers_stays_and_its_reporter_is_counted_then_muted() {
+        let mut s = seed(SeedConfig::default());
+        reported(&mut s);
+        let mut now = Time::ZERO;
+        for round in 1..=DISMISSALS_MAX {
+            let probe = ConnId::new(100 + u64::from(round));
+            s.handle(
+                now,
+                Input::Connected {
+                    conn: probe,
+                    remote: a("127.0.0.1:5002"),
+                    outbound: true,
+                },
+            );
+            let asked = sends(&drain(&mut s));
+            assert!(
+                asked.len() == 1
+                    && asked[0].0 == probe
+                    && asked[0].1.starts_with("Liveness Request:"),
+                "{asked:?}"
+            );
+            s.handle(
+                now,
+                Input::Received {
+                    conn: probe,
+                    msg: Message::LivenessReply {
+                        ts: Timestamp::parse("1").unwrap(),
+                        to: a("127.0.0.1:8080"),
+                        from: a("127.0.0.1:5002"),
+                    },
+                },
+            );
+            let outs = drain(&mut s);
+            assert!(
+                outs.iter()
+                    .any(|o| matches!(o, Output::Close { conn } if *conn == probe))
+            );
+            assert!(outs.iter().any(|o| matches!(o,
+                Output::Event(Event::DeadReportDismissed { dismissed, .. }) if *dismissed == round)));
+            assert!(!removed(&outs));
+            assert_eq!(s.registered().len(), 3, "round {round}");
+            now = now + Duration::from_secs(1);
+            let outs = report(&mut s, now);
+            let checking = outs.iter().any(|o| matches!(o, Output::Connect { .. }));
+            assert_eq!(checking, round < DISMISSALS_MAX, "round {round}: {outs:?}");
+        }
+        // Muted: ignored until MUTE_FOR has passed, then checked again.
+        let later = now + MUTE_FOR;
+        let outs = report(&mut s, later);
+        assert!(
+            outs.iter().any(|o| matches!(o, Output::Connect { .. })),
+            "{outs:?}"
+        );
+    }
+
+    #[test]
+    fn with_verify_an_accused_that_cannot_be_reached_is_removed_and_others_told() {
+        // Refused.
+        let mut s = seed(SeedConfig::default());
+        reported(&mut s);
+        s.handle(
+            Time(1),
+            Input::ConnectFailed {
+                addr: a("127.0.0.1:5002"),
+            },
+        );
+        let outs = drain(&mut s);
+        assert!(removed(&outs));
+        let told: Vec<ConnId> = sends(&outs).into_iter().map(|(c, _)| c).collect();
+        assert_eq!(told, vec![ConnId::new(2)], "not the reporter, not the dead");
+        assert_eq!(s.registered().len(), 2);
+
+        // Connected, then silent past the deadline.
+        let mut s = seed(SeedConfig::default());
+        reported(&mut s);
+        let probe = ConnId::new(100);
+        s.handle(
+            Time(1),
+            Input::Connected {
+                conn: probe,
+                remote: a("127.0.0.1:5002"),
+                outbound: true,
+            },
+        );
+        drain(&mut s);
+        let deadline = Time::ZERO + SeedConfig::default().probe_timeout;
+        s.handle(Time(deadline.0 - 1), Input::Timer(TimerId::Handshake));
+        assert!(!removed(&drain(&mut s)), "not before the deadline");
+        s.handle(deadline, Input::Timer(TimerId::Handshake));
+        let outs = drain(&mut s);
+        assert!(removed(&outs));
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Close { conn } if *conn == probe))
+        );
     }
 
     fn list_of(outs: &[Output]) -> Vec<String> {

@@ -31,11 +31,14 @@ fn sha256_hex(bytes: &[u8]) -> String {
 fn seeds_7_and_8_decide_exactly_what_the_engine_before_the_rebuild_decided() {
     let tmp = tempfile::tempdir().unwrap();
     for seed in [7, 8] {
-        let cfg = SimConfig {
+        let mut cfg = SimConfig {
             seed,
             hash_iterations: 1,
             ..SimConfig::default()
         };
+        // The reference's removal rule, which that engine had: a check before removal (the
+        // default since) moves removal times by the check's round trip.
+        cfg.seed_node.removal = sim_core::seed::Removal::Trust;
         let why = repro(&cfg);
         let out = tmp.path().join(format!("seed-{seed}"));
         let opts = RunOptions {

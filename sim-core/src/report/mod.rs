@@ -118,6 +118,8 @@ pub struct Recorder {
     pub removals: BTreeMap<NodeAddr, Vec<(NodeAddr, Time)>>,
     /// Dead reports sent to seeds.
     pub reports_sent: u64,
+    /// Reports a seed dismissed because the accused answered its check.
+    pub reports_dismissed: u64,
     /// Malformed frames seen.
     pub malformed: u64,
     /// When a neighbour link was last added or removed anywhere.
@@ -312,6 +314,7 @@ impl Observer for Recorder {
                 self.removals.entry(*dead).or_default().push((node, at));
             }
             Event::MalformedFrame { .. } => self.malformed += 1,
+            Event::DeadReportDismissed { .. } => self.reports_dismissed += 1,
             Event::PeerRegistered { peer, .. } => {
                 self.registrations.entry(node).or_default().insert(*peer);
             }
@@ -324,6 +327,8 @@ impl Observer for Recorder {
             | Event::DeadNodeNotice { .. }
             | Event::PeerListServed { .. }
             | Event::DeadNodeAlreadyRemoved { .. }
+            | Event::DeadReportChecking { .. }
+            | Event::DeadReportIgnored { .. }
             | Event::UnexpectedMessage { .. }
             | Event::HandshakeTimedOut { .. }
             | Event::TooManyConnections { .. } => {}

@@ -291,6 +291,31 @@ impl Trace {
                 self.addr(*reporter);
                 self.varint(u(*forwarded_to));
             }
+            Event::DeadReportChecking { dead, reporter } => {
+                self.buf.push(28);
+                self.addr(*dead);
+                self.addr(*reporter);
+            }
+            Event::DeadReportDismissed {
+                dead,
+                reporter,
+                dismissed,
+            } => {
+                self.buf.push(29);
+                self.addr(*dead);
+                self.addr(*reporter);
+                self.varint(u64::from(*dismissed));
+            }
+            Event::DeadReportIgnored {
+                dead,
+                reporter,
+                why,
+            } => {
+                self.buf.push(30);
+                self.addr(*dead);
+                self.addr(*reporter);
+                self.bytes(why.as_bytes());
+            }
             Event::DeadNodeAlreadyRemoved { dead, reporter } => {
                 self.buf.push(23);
                 self.addr(*dead);
