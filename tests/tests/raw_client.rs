@@ -340,3 +340,89 @@ fn a_reader_that_never_reads_has_its_connection_closed_when_the_write_queue_fill
     assert_eq!(good.line(), "registered successfully");
     s.shutdown();
 }
+
+/// A port on loopback that nothing listens on (bound by the OS, then released).
+fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+#[test]
+fn a_registered_peers_false_report_about_a_live_peer_is_dismissed() {
+    let rt = runtime();
+    let s = seed(&rt, SeedConfig::default());
+    // The accused: a listener the test answers for, registered at its own address.
+    let accused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = accused.local_addr().expect("addr").port();
+    let mut a = Client::to(s.addr());
+    a.send(format!("register:127.0.0.1:{port}\n").as_bytes());
+    assert_eq!(a.line(), "registered successfully");
+    let mut reporter = Client::to(s.addr());
+    reporter.send(b"register:127.0.0.1:6100\n");
+    assert_eq!(reporter.line(), "registered successfully");
+    reporter.send(format!("Dead Node:127.0.0.1:{port}:1.0:127.0.0.1:6100\n").as_bytes());
+
+    // The seed checks the accused before it acts: it dials it and asks for a reply.
+    let (probe, _) = accused.accept().expect("the seed dials the accused");
+    probe.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
+    let mut probe = Client {
+        reader: BufReader::new(probe.try_clone().expect("clone")),
+        stream: probe,
+    };
+    let request = probe.line();
+    let ts = request
+        .strip_prefix("Liveness Request:")
+        .and_then(|r| r.split(':').next())
+        .unwrap_or_else(|| panic!("a liveness request, got {request:?}"))
+        .to_owned();
+    probe.send(format!("Liveness Reply:{ts}:{}:127.0.0.1:{port}\n", s.addr()).as_bytes());
+    // Once the seed has its answer it closes the check's connection.
+    assert!(probe.closed_by_node(), "the seed ends its check");
+    reporter.send(b"peer list\n");
+    assert_eq!(
+        reporter.line(),
+        format!("peer list:127.0.0.1#{port}:127.0.0.1#6100"),
+        "the live peer stays listed"
+    );
+    s.shutdown();
+    let rec = rt.take_recorder();
+    assert!(log_has(
+        &rec,
+        &format!("Dead Node:127.0.0.1:{port} reported by 127.0.0.1:6100: dismissed, it answered")
+    ));
+    assert_eq!(rec.reports_dismissed, 1);
+    assert!(!log_has(&rec, ": removed"));
+}
+
+#[test]
+fn a_report_about_a_peer_that_cannot_be_reached_removes_it_and_tells_the_others() {
+    let rt = runtime();
+    let s = seed(&rt, SeedConfig::default());
+    let gone = dead_port();
+    let mut clients: Vec<Client> = [gone, 6200, 6201]
+        .iter()
+        .map(|port| {
+            let mut c = Client::to(s.addr());
+            c.send(format!("register:127.0.0.1:{port}\n").as_bytes());
+            assert_eq!(c.line(), "registered successfully");
+            c
+        })
+        .collect();
+    let report = format!("Dead Node:127.0.0.1:{gone}:1.0:127.0.0.1:6200");
+    clients[1].send(format!("{report}\n").as_bytes());
+    // The check's dial is refused: the seed removes the peer and tells the others (not its
+    // reporter, which knows).
+    assert_eq!(clients[2].line(), report);
+    clients[2].send(b"peer list\n");
+    assert_eq!(clients[2].line(), "peer list:127.0.0.1#6201:127.0.0.1#6200");
+    s.shutdown();
+    let rec = rt.take_recorder();
+    assert!(log_has(
+        &rec,
+        &format!("Dead Node:127.0.0.1:{gone} reported by 127.0.0.1:6200: checking it")
+    ));
+    assert!(log_has(
+        &rec,
+        &format!("Dead Node:127.0.0.1:{gone} reported by 127.0.0.1:6200: removed")
+    ));
+}
