@@ -139,6 +139,10 @@ struct SeedArgs {
     /// IP:PORT to listen on (and to be known by).
     #[arg(long, value_name = "IP:PORT")]
     listen: Option<String>,
+    /// The seed list (one IP:PORT a line), if it exists: the seed tells the others of every
+    /// removal it verified, and each checks the peer itself.
+    #[arg(long, default_value = "config.txt")]
+    config: PathBuf,
     #[command(flatten)]
     real: RealArgs,
 }

@@ -165,7 +165,17 @@ pub fn seed(a: &SeedArgs) -> Result<(), String> {
         Verbosity::Events,
     )?;
     header("seed", &opts);
-    summary(&run_seeds(&[listen], &seed_config(&a.real), opts)?);
+    // Its fellow seeds, if there is a seed list: told of each removal it verifies.
+    let fellows = if a.config.exists() {
+        read_config(&a.config).map_err(|e| e.to_string())?
+    } else {
+        Vec::new()
+    };
+    let cfg = SeedConfig {
+        fellows,
+        ..seed_config(&a.real)
+    };
+    summary(&run_seeds(&[listen], &cfg, opts)?);
     Ok(())
 }
 
@@ -178,7 +188,11 @@ pub fn seeds(a: &SeedsArgs) -> Result<(), String> {
         &format!("seeds ({} from {})", addrs.len(), a.config.display()),
         &opts,
     );
-    summary(&run_seeds(&listens, &seed_config(&a.real), opts)?);
+    let cfg = SeedConfig {
+        fellows: addrs,
+        ..seed_config(&a.real)
+    };
+    summary(&run_seeds(&listens, &cfg, opts)?);
     Ok(())
 }
 

@@ -45,6 +45,8 @@ impl std::str::FromStr for Removal {
 
 /// Checks of accused peers a seed runs at once; more reports wait for a later one.
 pub const PROBES_MAX: usize = 64;
+/// Removals a seed has yet to tell its fellow seeds about; more are not told.
+pub const FELLOW_NOTICES_MAX: usize = 1024;
 /// Dismissed reports after which a reporter's reports are ignored for [`MUTE_FOR`].
 pub const DISMISSALS_MAX: u32 = 3;
 /// How long a reporter whose reports keep being dismissed is ignored (10 min).
@@ -67,6 +69,10 @@ pub struct SeedConfig {
     pub probe_timeout: Duration,
     /// Added to `now` for wire timestamps, as a peer's (0 in the simulator).
     pub wall_offset_micros: u64,
+    /// The seeds of `config.txt` (this one among them or not). With `verify`, a seed that
+    /// removed a peer on a registered peer's report tells the others, and each checks the
+    /// peer itself: every seed a dead peer registered with removes it.
+    pub fellows: Vec<NodeAddr>,
 }
 
 impl Default for SeedConfig {
@@ -79,6 +85,7 @@ impl Default for SeedConfig {
             removal: Removal::Verify,
             probe_timeout: Duration::from_secs(5),
             wall_offset_micros: 0,
+            fellows: Vec::new(),
         }
     }
 }
@@ -92,6 +99,8 @@ struct Probe {
     conn: Option<ConnId>,
     /// When silence counts as death.
     deadline: Time,
+    /// A registered peer reported it (not a fellow seed): a removal is told to the fellows.
+    tell_fellows: bool,
 }
 
 /// What a seed remembers of a reporter whose reports it dismissed.
@@ -134,6 +143,8 @@ pub struct SeedNode {
     probes: Vec<Probe>,
     /// Reporters with dismissed reports.
     reporters: VecMap<NodeAddr, Reporter>,
+    /// Removals to tell fellow seeds about, while a dial to each is under way.
+    to_tell: Vec<(NodeAddr, DeadNode)>,
 }
 
 impl SeedNode {
@@ -153,6 +164,7 @@ impl SeedNode {
             conns: VecMap::new(),
             probes: Vec::new(),
             reporters: VecMap::new(),
+            to_tell: Vec::new(),
         }
     }
 
@@ -291,6 +303,18 @@ impl SeedNode {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
+        let from_fellow = c.peer.is_none()
+            && self.cfg.removal == Removal::Verify
+            && reporter != self.addr
+            && reporter.ip == c.remote.ip
+            && self.cfg.fellows.contains(&reporter);
+        if from_fellow {
+            // A fellow seed removed it: check it here too (a notice, never a verdict).
+            if self.index.contains_key(&dead) {
+                self.start_probe(notice, false);
+            }
+            return;
+        }
         if c.peer != Some(reporter) {
             let from = c.peer.unwrap_or(c.remote);
             self.out.event(Event::UnexpectedMessage {
@@ -306,13 +330,13 @@ impl SeedNode {
         }
         match self.cfg.removal {
             Removal::Trust => self.remove(notice, Some(conn)),
-            Removal::Verify => self.start_probe(notice),
+            Removal::Verify => self.start_probe(notice, true),
         }
     }
 
     /// Starts checking the peer `notice` accuses, unless its reporter is muted, the peer is
     /// being checked already, or too many checks run.
-    fn start_probe(&mut self, notice: DeadNode) {
+    fn start_probe(&mut self, notice: DeadNode, tell_fellows: bool) {
         let (dead, reporter) = (notice.dead, notice.reporter);
         let why = if self
             .reporters
@@ -340,6 +364,7 @@ impl SeedNode {
             notice,
             conn: None,
             deadline,
+            tell_fellows,
         });
         self.out.push(Output::Connect { addr: dead });
         self.out.arm_no_later(TimerId::Handshake, deadline);
@@ -354,8 +379,19 @@ impl SeedNode {
         self.probes.iter().position(|p| p.conn == Some(conn))
     }
 
-    /// Our dial to `addr` connected: if it is an accused peer, ask it for a liveness reply.
+    /// Our dial to `addr` connected: if it is an accused peer, ask it for a liveness reply;
+    /// if it is a fellow seed, tell it what we removed.
     fn dialed(&mut self, conn: ConnId, addr: NodeAddr) {
+        if self.to_tell.iter().any(|(f, _)| *f == addr) {
+            let (told, rest): (Vec<_>, Vec<_>) =
+                self.to_tell.drain(..).partition(|(f, _)| *f == addr);
+            self.to_tell = rest;
+            for (_, notice) in told {
+                self.out.send(conn, Message::DeadNode(notice));
+            }
+            self.out.push(Output::Close { conn });
+            return;
+        }
         let Some(p) = self
             .probes
             .iter_mut()
@@ -428,7 +464,31 @@ impl SeedNode {
                 .iter()
                 .find(|(_, c)| c.peer == Some(reporter))
                 .map(|(id, _)| *id);
+            if p.tell_fellows {
+                self.tell_fellows(&p.notice);
+            }
             self.remove(p.notice, from);
+        }
+    }
+
+    /// Dials every fellow seed to tell it of a removal, in our name.
+    fn tell_fellows(&mut self, notice: &DeadNode) {
+        let me = self.addr;
+        for &f in &self.cfg.fellows {
+            if f == me {
+                continue;
+            }
+            if self.to_tell.len() >= FELLOW_NOTICES_MAX {
+                break;
+            }
+            if !self.to_tell.iter().any(|(g, _)| *g == f) {
+                self.out.push(Output::Connect { addr: f });
+            }
+            let told = DeadNode {
+                reporter: me,
+                ..notice.clone()
+            };
+            self.to_tell.push((f, told));
         }
     }
 
@@ -533,8 +593,14 @@ impl Node for SeedNode {
                     self.conns.remove(&conn);
                 }
             },
-            // A seed dials only accused peers.
-            Input::ConnectFailed { addr } => self.probe_failed(addr),
+            // A seed dials accused peers and fellow seeds.
+            Input::ConnectFailed { addr } => {
+                if self.to_tell.iter().any(|(f, _)| *f == addr) {
+                    self.to_tell.retain(|(f, _)| *f != addr);
+                } else {
+                    self.probe_failed(addr);
+                }
+            }
             // A seed originates nothing.
             Input::Originate { .. } => {}
         }
@@ -862,6 +928,94 @@ mod tests {
             outs.iter()
                 .any(|o| matches!(o, Output::Close { conn } if *conn == probe))
         );
+    }
+
+    #[test]
+    fn a_verified_removal_is_told_to_the_fellow_seeds_which_check_for_themselves() {
+        let fellows = vec![a("127.0.0.1:8080"), a("10.0.0.2:8081")];
+        let cfg = SeedConfig {
+            fellows: fellows.clone(),
+            ..SeedConfig::default()
+        };
+        let mut s = seed(cfg.clone());
+        reported(&mut s);
+        s.handle(
+            Time(1),
+            Input::ConnectFailed {
+                addr: a("127.0.0.1:5002"),
+            },
+        );
+        let outs = drain(&mut s);
+        assert!(removed(&outs));
+        // Not itself (8080): the other fellow, dialed and told in the seed's own name.
+        let dials: Vec<NodeAddr> = outs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Connect { addr } => Some(*addr),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dials, vec![a("10.0.0.2:8081")]);
+        let link = ConnId::new(200);
+        s.handle(
+            Time(2),
+            Input::Connected {
+                conn: link,
+                remote: a("10.0.0.2:8081"),
+                outbound: true,
+            },
+        );
+        let outs = drain(&mut s);
+        assert_eq!(
+            sends(&outs),
+            vec![(link, "Dead Node:127.0.0.1:5002:10:127.0.0.1:8080".into())]
+        );
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Close { conn } if *conn == link))
+        );
+
+        // The fellow's side: the notice, from the telling seed's IP, starts its own check.
+        for (conn, remote, reporter, checks) in [
+            (7, "127.0.0.1:45000", "127.0.0.1:8080", true),
+            // Not a fellow, or not from its IP: as any unregistered report, ignored.
+            (8, "127.0.0.1:45001", "127.0.0.1:9999", false),
+            (9, "10.9.9.9:45002", "127.0.0.1:8080", false),
+        ] {
+            let mut f = SeedNode::new(
+                a("10.0.0.2:8081"),
+                cfg.clone(),
+                ChaCha8Rng::seed_from_u64(2),
+            );
+            f.handle(Time::ZERO, Input::Start);
+            connect_and_register(&mut f, 1, 5002);
+            f.handle(
+                Time(3),
+                Input::Connected {
+                    conn: ConnId::new(conn),
+                    remote: a(remote),
+                    outbound: false,
+                },
+            );
+            drain(&mut f);
+            f.handle(
+                Time(3),
+                Input::Received {
+                    conn: ConnId::new(conn),
+                    msg: Message::DeadNode(DeadNode {
+                        dead: a("127.0.0.1:5002"),
+                        ts: Timestamp::parse("10").unwrap(),
+                        reporter: a(reporter),
+                    }),
+                },
+            );
+            let outs = drain(&mut f);
+            let checking = outs
+                .iter()
+                .any(|o| matches!(o, Output::Connect { addr } if *addr == a("127.0.0.1:5002")));
+            assert_eq!(checking, checks, "{reporter} from {remote}: {outs:?}");
+            assert!(!removed(&outs), "a notice is never a verdict");
+        }
     }
 
     fn list_of(outs: &[Output]) -> Vec<String> {

@@ -427,6 +427,7 @@ impl World {
         let needed = cfg.peers + SEEDS_MAX + crate::limits::HANDSHAKES_MAX;
         SeedConfig {
             connections_max: cfg.seed_node.connections_max.max(needed),
+            fellows: cfg.seed_addrs(),
             ..cfg.seed_node.clone()
         }
     }
