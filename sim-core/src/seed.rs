@@ -815,6 +815,20 @@ mod tests {
         drain(s)
     }
 
+    /// A seed with `cfg` after [`reported`], whose check's dial to the accused was refused.
+    fn refused_check(cfg: SeedConfig) -> (SeedNode, Vec<Output>) {
+        let mut s = seed(cfg);
+        reported(&mut s);
+        s.handle(
+            Time(1),
+            Input::ConnectFailed {
+                addr: a("127.0.0.1:5002"),
+            },
+        );
+        let outs = drain(&mut s);
+        (s, outs)
+    }
+
     fn removed(outs: &[Output]) -> bool {
         outs.iter()
             .any(|o| matches!(o, Output::Event(Event::PeerRemovedBySeed { .. })))
@@ -891,15 +905,7 @@ mod tests {
     #[test]
     fn with_verify_an_accused_that_cannot_be_reached_is_removed_and_others_told() {
         // Refused.
-        let mut s = seed(SeedConfig::default());
-        reported(&mut s);
-        s.handle(
-            Time(1),
-            Input::ConnectFailed {
-                addr: a("127.0.0.1:5002"),
-            },
-        );
-        let outs = drain(&mut s);
+        let (s, outs) = refused_check(SeedConfig::default());
         assert!(removed(&outs));
         let told: Vec<ConnId> = sends(&outs).into_iter().map(|(c, _)| c).collect();
         assert_eq!(told, vec![ConnId::new(2)], "not the reporter, not the dead");
@@ -937,15 +943,7 @@ mod tests {
             fellows: fellows.clone(),
             ..SeedConfig::default()
         };
-        let mut s = seed(cfg.clone());
-        reported(&mut s);
-        s.handle(
-            Time(1),
-            Input::ConnectFailed {
-                addr: a("127.0.0.1:5002"),
-            },
-        );
-        let outs = drain(&mut s);
+        let (mut s, outs) = refused_check(cfg.clone());
         assert!(removed(&outs));
         // Not itself (8080): the other fellow, dialed and told in the seed's own name.
         let dials: Vec<NodeAddr> = outs
