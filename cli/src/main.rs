@@ -122,6 +122,10 @@ struct RealArgs {
     /// it does not answer) or `trust` (remove at once, as the reference does).
     #[arg(long, default_value = "verify")]
     removal: Removal,
+    /// Let a seed register an address whose IP is not the connection's source IP (peers
+    /// behind NAT, or listening on another address than they dial from).
+    #[arg(long)]
+    trust_advertised_ip: bool,
     /// Print only the final summary.
     #[arg(long, short, conflicts_with = "verbose")]
     quiet: bool,

@@ -325,6 +325,8 @@ fn shown(v: Verbosity, e: &Event) -> bool {
             | Event::PeerDeclaredDead { .. }
             | Event::PeerRemovedBySeed { .. }
             | Event::DeadReportDismissed { .. }
+            | Event::RegistrationRefused { .. }
+            | Event::SeedRefusedRegistration { .. }
             | Event::MalformedFrame { .. }
             | Event::HandshakeTimedOut { .. }
             | Event::TooManyConnections { .. } => true,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::addr::NodeAddr;
 use crate::time::Time;
-use crate::wire::{Gossip, Message, RefuseReason, WireError};
+use crate::wire::{Gossip, Message, RefuseReason, RegisterRefusal, WireError};
 
 /// A connection, named by the driver. Unique per node for the node's lifetime.
 ///
@@ -356,6 +356,22 @@ pub enum Event {
         /// Peers the notice was forwarded to.
         forwarded_to: usize,
     },
+    /// A seed refused a registration.
+    RegistrationRefused {
+        /// The address it named.
+        peer: NodeAddr,
+        /// The connection's remote.
+        from: NodeAddr,
+        /// Why.
+        reason: RegisterRefusal,
+    },
+    /// A seed refused our registration.
+    SeedRefusedRegistration {
+        /// The seed.
+        seed: NodeAddr,
+        /// Why.
+        reason: RegisterRefusal,
+    },
     /// A seed checks a reported peer before it removes it (`--removal verify`).
     DeadReportChecking {
         /// The reported peer.
@@ -546,6 +562,18 @@ impl fmt::Display for Event {
                 f,
                 "Dead Node:{dead} reported by {reporter}: removed, notice sent to {forwarded_to} peers"
             ),
+            Event::RegistrationRefused { peer, from, reason } => write!(
+                f,
+                "Refused registration of {peer} from {from}: {}",
+                reason.as_str()
+            ),
+            Event::SeedRefusedRegistration { seed, reason } => {
+                write!(
+                    f,
+                    "Seed {seed} refused our registration: {}",
+                    reason.as_str()
+                )
+            }
             Event::DeadReportChecking { dead, reporter } => {
                 write!(f, "Dead Node:{dead} reported by {reporter}: checking it")
             }

@@ -9,7 +9,7 @@ use crate::limits::{PEER_LIST_ENTRIES_MAX, SEED_CONNECTIONS_MAX};
 use crate::node::{ConnId, Event, Input, Node, Outbox, Output, TimerId};
 use crate::time::{Duration, Time};
 use crate::vecmap::VecMap;
-use crate::wire::{DeadNode, ListedPeer, Message, Timestamp, WireError};
+use crate::wire::{DeadNode, ListedPeer, Message, RegisterRefusal, Timestamp, WireError};
 
 /// What a seed does with a dead-node report from a registered peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -69,6 +69,9 @@ pub struct SeedConfig {
     pub probe_timeout: Duration,
     /// Added to `now` for wire timestamps, as a peer's (0 in the simulator).
     pub wall_offset_micros: u64,
+    /// Accept a `register` whose IP is not the connection's source IP (peers behind NAT,
+    /// or listening on another address than they dial from).
+    pub trust_advertised_ip: bool,
     /// The seeds of `config.txt` (this one among them or not). With `verify`, a seed that
     /// removed a peer on a registered peer's report tells the others, and each checks the
     /// peer itself: every seed a dead peer registered with removes it.
@@ -85,6 +88,7 @@ impl Default for SeedConfig {
             removal: Removal::Verify,
             probe_timeout: Duration::from_secs(5),
             wall_offset_micros: 0,
+            trust_advertised_ip: false,
             fellows: Vec::new(),
         }
     }
@@ -249,6 +253,7 @@ impl SeedNode {
             Message::DeadNode(notice) => self.dead_node(conn, notice),
             Message::Degree { addr, degree } => self.degree(conn, from, addr, degree),
             other @ (Message::Registered
+            | Message::RegistrationRefused { .. }
             | Message::PeerList { .. }
             | Message::Hello { .. }
             | Message::Refuse { .. }
@@ -263,7 +268,34 @@ impl SeedNode {
         }
     }
 
+    /// Why `addr` may not register on `conn`, if it may not: over TCP its IP must be the
+    /// connection's source IP (unless `trust_advertised_ip`), a connection registers one
+    /// address, and a live registration is refreshed only on its own connection.
+    fn refusal(&self, conn: ConnId, addr: NodeAddr) -> Option<RegisterRefusal> {
+        let c = self.conns.get(&conn)?;
+        if !self.cfg.trust_advertised_ip && addr.ip != c.remote.ip {
+            return Some(RegisterRefusal::NotYourAddress);
+        }
+        if c.peer.is_some_and(|p| p != addr) {
+            return Some(RegisterRefusal::OnePerConnection);
+        }
+        let elsewhere = c.peer != Some(addr)
+            && self.index.contains_key(&addr)
+            && self.conns.values().any(|o| o.peer == Some(addr));
+        elsewhere.then_some(RegisterRefusal::OtherConnection)
+    }
+
     fn register(&mut self, conn: ConnId, addr: NodeAddr) {
+        if let Some(reason) = self.refusal(conn, addr) {
+            let from = self.conns.get(&conn).map_or(addr, |c| c.remote);
+            self.out.send(conn, Message::RegistrationRefused { reason });
+            self.out.event(Event::RegistrationRefused {
+                peer: addr,
+                from,
+                reason,
+            });
+            return;
+        }
         let refreshed = self.index.contains_key(&addr);
         if !refreshed {
             self.index.insert(addr, self.peers.len());
@@ -1014,6 +1046,80 @@ mod tests {
             assert_eq!(checking, checks, "{reporter} from {remote}: {outs:?}");
             assert!(!removed(&outs), "a notice is never a verdict");
         }
+    }
+
+    #[test]
+    fn a_registration_is_bound_to_its_connections_ip_and_to_its_connection() {
+        let mut s = seed(SeedConfig::default());
+        connect_and_register(&mut s, 1, 5000);
+        let open = |s: &mut SeedNode, conn: u64, remote: &str| {
+            s.handle(
+                Time::ZERO,
+                Input::Connected {
+                    conn: ConnId::new(conn),
+                    remote: a(remote),
+                    outbound: false,
+                },
+            );
+        };
+        let register = |s: &mut SeedNode, conn: u64, addr: &str| {
+            s.handle(
+                Time::ZERO,
+                Input::Received {
+                    conn: ConnId::new(conn),
+                    msg: Message::Register { addr: a(addr) },
+                },
+            );
+            sends(&drain(s)).pop().map(|(_, m)| m).unwrap_or_default()
+        };
+        open(&mut s, 2, "127.0.0.1:41000");
+        drain(&mut s);
+        assert_eq!(
+            register(&mut s, 2, "10.0.0.9:5001"),
+            "registration refused:not your address"
+        );
+        assert_eq!(
+            register(&mut s, 2, "127.0.0.1:5000"),
+            "registration refused:registered on another connection"
+        );
+        assert_eq!(
+            register(&mut s, 2, "127.0.0.1:5001"),
+            "registered successfully"
+        );
+        assert_eq!(
+            register(&mut s, 2, "127.0.0.1:5001"),
+            "registered successfully",
+            "a refresh"
+        );
+        assert_eq!(
+            register(&mut s, 2, "127.0.0.1:5002"),
+            "registration refused:one registration per connection"
+        );
+        assert_eq!(s.registered().len(), 2);
+        // Once its connection is gone, a registration may move (a restarted peer).
+        s.handle(
+            Time::ZERO,
+            Input::Closed {
+                conn: ConnId::new(1),
+            },
+        );
+        open(&mut s, 3, "127.0.0.1:41001");
+        drain(&mut s);
+        assert_eq!(
+            register(&mut s, 3, "127.0.0.1:5000"),
+            "registered successfully"
+        );
+        // With trust_advertised_ip, any IP.
+        let mut t = seed(SeedConfig {
+            trust_advertised_ip: true,
+            ..SeedConfig::default()
+        });
+        open(&mut t, 1, "127.0.0.1:41000");
+        drain(&mut t);
+        assert_eq!(
+            register(&mut t, 1, "10.0.0.9:5001"),
+            "registered successfully"
+        );
     }
 
     fn list_of(outs: &[Output]) -> Vec<String> {

@@ -174,6 +174,28 @@ impl RefuseReason {
     }
 }
 
+/// Why a seed refused a registration.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum RegisterRefusal {
+    /// The address's IP is not the connection's source IP.
+    NotYourAddress,
+    /// The address is registered, live, on another connection.
+    OtherConnection,
+    /// This connection registered another address already.
+    OnePerConnection,
+}
+
+impl RegisterRefusal {
+    /// The reason's words on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RegisterRefusal::NotYourAddress => "not your address",
+            RegisterRefusal::OtherConnection => "registered on another connection",
+            RegisterRefusal::OnePerConnection => "one registration per connection",
+        }
+    }
+}
+
 /// A `Dead Node` notice.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct DeadNode {
@@ -212,6 +234,11 @@ pub enum Message {
     },
     /// `registered successfully` (seed -> peer).
     Registered,
+    /// `registration refused:REASON` (seed -> peer).
+    RegistrationRefused {
+        /// Why.
+        reason: RegisterRefusal,
+    },
     /// `peer list` (peer -> seed).
     PeerListRequest,
     /// `peer list:IP#PORT:IP#PORT#DEGREE:...` (seed -> peer).
@@ -266,6 +293,7 @@ impl Message {
         match self {
             Message::Register { .. } => "register",
             Message::Registered => "registered",
+            Message::RegistrationRefused { .. } => "registration refused",
             Message::PeerListRequest => "peer list request",
             Message::PeerList { .. } => "peer list",
             Message::Degree { .. } => "degree",
@@ -290,6 +318,9 @@ impl fmt::Display for Message {
         match self {
             Message::Register { addr } => write!(f, "register:{addr}"),
             Message::Registered => f.write_str("registered successfully"),
+            Message::RegistrationRefused { reason } => {
+                write!(f, "registration refused:{}", reason.as_str())
+            }
             Message::PeerListRequest => f.write_str("peer list"),
             Message::PeerList { peers } => {
                 f.write_str("peer list:")?;
@@ -508,6 +539,25 @@ fn decode_text(text: &str) -> Result<Message, WireError> {
             f.end(Message::Register { addr })
         }
         "peer list" => decode_peer_list(rest),
+        "registration refused" => {
+            let f = Fields::new("registration refused", rest);
+            let reason = [
+                RegisterRefusal::NotYourAddress,
+                RegisterRefusal::OtherConnection,
+                RegisterRefusal::OnePerConnection,
+            ]
+            .into_iter()
+            .find(|r| r.as_str() == rest)
+            .ok_or_else(|| {
+                f.bad(
+                    "reason",
+                    rest,
+                    "expected not your address, registered on another connection or one \
+                     registration per connection",
+                )
+            })?;
+            Ok(Message::RegistrationRefused { reason })
+        }
         "degree" => {
             let mut f = Fields::new("degree", rest);
             let addr = f.addr("ip", "port")?;

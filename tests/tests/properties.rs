@@ -17,7 +17,9 @@ use sim_core::peer::{PeerConfig, PeerNode};
 use sim_core::seed::{Removal, SeedConfig, SeedNode};
 use sim_core::sim::{Fault, Latency, SimConfig, peer_rng, seed_rng};
 use sim_core::time::{Duration, Time};
-use sim_core::wire::{DeadNode, Gossip, ListedPeer, Message, RefuseReason, Timestamp, decode};
+use sim_core::wire::{
+    DeadNode, Gossip, ListedPeer, Message, RefuseReason, RegisterRefusal, Timestamp, decode,
+};
 
 fn addr() -> impl Strategy<Value = NodeAddr> {
     (any::<[u8; 4]>(), 1u16..=65535).prop_map(|(ip, port)| NodeAddr::new(ip.into(), port))
@@ -53,6 +55,12 @@ fn message() -> impl Strategy<Value = Message> {
             Just(RefuseReason::Busy)
         ]
         .prop_map(|reason| Message::Refuse { reason }),
+        prop_oneof![
+            Just(RegisterRefusal::NotYourAddress),
+            Just(RegisterRefusal::OtherConnection),
+            Just(RegisterRefusal::OnePerConnection)
+        ]
+        .prop_map(|reason| Message::RegistrationRefused { reason }),
         (ts(), addr()).prop_map(|(ts, addr)| Message::LivenessRequest { ts, addr }),
         (ts(), addr(), addr()).prop_map(|(ts, to, from)| Message::LivenessReply { ts, to, from }),
         (ts(), addr(), "[^\n\r]{0,60}").prop_map(|(ts, origin, body)| Message::Gossip(Arc::new(

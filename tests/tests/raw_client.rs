@@ -426,3 +426,28 @@ fn a_report_about_a_peer_that_cannot_be_reached_removes_it_and_tells_the_others(
         &format!("Dead Node:127.0.0.1:{gone} reported by 127.0.0.1:6200: removed")
     ));
 }
+
+#[test]
+fn a_foreign_or_second_registration_of_a_live_address_is_refused() {
+    let rt = runtime();
+    let s = seed(&rt, SeedConfig::default());
+    let mut owner = Client::to(s.addr());
+    owner.send(b"register:127.0.0.1:6300\n");
+    assert_eq!(owner.line(), "registered successfully");
+    let mut other = Client::to(s.addr());
+    other.send(b"register:10.20.30.40:6300\n");
+    assert_eq!(other.line(), "registration refused:not your address");
+    other.send(b"register:127.0.0.1:6300\n");
+    assert_eq!(
+        other.line(),
+        "registration refused:registered on another connection"
+    );
+    other.send(b"peer list\n");
+    assert_eq!(other.line(), "peer list:127.0.0.1#6300");
+    s.shutdown();
+    let rec = rt.take_recorder();
+    assert!(log_has(
+        &rec,
+        "Refused registration of 10.20.30.40:6300 from 127.0.0.1:"
+    ));
+}

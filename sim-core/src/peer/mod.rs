@@ -368,6 +368,13 @@ impl PeerNode {
                 );
             }
             (Role::Seed(seed), Message::Registered) => self.registered(seed),
+            (Role::Seed(seed), Message::RegistrationRefused { reason }) => {
+                // Closed and retried with back-off: a refusal for a registration still live
+                // on an old connection passes once the seed sees that one close.
+                self.out
+                    .event(Event::SeedRefusedRegistration { seed, reason });
+                self.close(conn);
+            }
             (Role::Seed(seed), Message::PeerList { peers }) => self.peer_list(seed, peers),
             (Role::Seed(_), Message::DeadNode(d)) => self.dead_notice(d.dead, d.reporter),
             (Role::Inbound(_), Message::Hello { addr }) => self.hello_in(conn, addr),

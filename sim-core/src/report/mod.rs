@@ -329,6 +329,8 @@ impl Observer for Recorder {
             | Event::DeadNodeAlreadyRemoved { .. }
             | Event::DeadReportChecking { .. }
             | Event::DeadReportIgnored { .. }
+            | Event::RegistrationRefused { .. }
+            | Event::SeedRefusedRegistration { .. }
             | Event::UnexpectedMessage { .. }
             | Event::HandshakeTimedOut { .. }
             | Event::TooManyConnections { .. } => {}

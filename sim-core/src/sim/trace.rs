@@ -291,6 +291,17 @@ impl Trace {
                 self.addr(*reporter);
                 self.varint(u(*forwarded_to));
             }
+            Event::RegistrationRefused { peer, from, reason } => {
+                self.buf.push(31);
+                self.addr(*peer);
+                self.addr(*from);
+                self.bytes(reason.as_str().as_bytes());
+            }
+            Event::SeedRefusedRegistration { seed, reason } => {
+                self.buf.push(32);
+                self.addr(*seed);
+                self.bytes(reason.as_str().as_bytes());
+            }
             Event::DeadReportChecking { dead, reporter } => {
                 self.buf.push(28);
                 self.addr(*dead);
