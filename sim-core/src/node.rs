@@ -626,14 +626,13 @@ impl fmt::Display for Event {
 /// Output queue and timer table shared by the machines: the parts of `Node` that are the
 /// same for a seed and a peer.
 ///
-/// Sized for a million nodes in one process: most inputs produce at most one output, which
-/// waits in `head` without touching the heap; the rest queue behind it, in a queue held
-/// behind a pointer (8 bytes while there is none) that goes back to a pool once drained.
+/// Sized for a million nodes in one process: the queue is held behind a pointer (8 bytes
+/// while there is none), lent by a pool of the thread when an output comes and given back
+/// once drained, so an idle machine holds no queue.
 #[derive(Debug)]
 #[repr(C)]
 pub struct Outbox {
-    head: Option<Output>,
-    rest: Option<Box<Queue>>,
+    queue: Option<Box<Queue>>,
     /// Deadline of each timer kind; [`Time::NEVER`] when disarmed.
     deadlines: [Time; TimerId::ALL.len()],
 }
@@ -643,8 +642,7 @@ type Queue = std::collections::VecDeque<Output>;
 impl Default for Outbox {
     fn default() -> Self {
         Outbox {
-            head: None,
-            rest: None,
+            queue: None,
             deadlines: [Time::NEVER; TimerId::ALL.len()],
         }
     }
@@ -671,15 +669,14 @@ std::thread_local! {
 impl Outbox {
     /// Queue an output.
     pub fn push(&mut self, out: Output) {
-        match &mut self.rest {
-            Some(rest) => rest.push_back(out),
-            None if self.head.is_none() => self.head = Some(out),
+        match &mut self.queue {
+            Some(queue) => queue.push_back(out),
             None => {
-                let mut rest = SPARE_QUEUES
+                let mut queue = SPARE_QUEUES
                     .with(|s| s.borrow_mut().pop())
                     .unwrap_or_else(|| Box::new(Queue::with_capacity(QUEUE_START_CAPACITY)));
-                rest.push_back(out);
-                self.rest = Some(rest);
+                queue.push_back(out);
+                self.queue = Some(queue);
             }
         }
     }
@@ -721,26 +718,21 @@ impl Outbox {
     }
     /// Starts loading the outbox's fields (a cache hint).
     pub fn prefetch(&self) {
-        crate::prefetch::prefetch(&self.rest);
+        crate::prefetch::prefetch(&self.queue);
         crate::prefetch::prefetch(&self.deadlines);
     }
 
     /// The outputs queued, in the order [`Outbox::pop`] gives them, without taking them.
     pub fn queued(&self) -> impl Iterator<Item = &Output> {
-        self.head
-            .iter()
-            .chain(self.rest.iter().flat_map(|r| r.iter()))
+        self.queue.iter().flat_map(|q| q.iter())
     }
 
     /// The next output.
     pub fn pop(&mut self) -> Option<Output> {
-        if let Some(out) = self.head.take() {
-            return Some(out);
-        }
-        let rest = self.rest.as_mut()?;
-        let out = rest.pop_front();
-        if rest.is_empty()
-            && let Some(queue) = self.rest.take()
+        let queue = self.queue.as_mut()?;
+        let out = queue.pop_front();
+        if queue.is_empty()
+            && let Some(queue) = self.queue.take()
             && queue.capacity() <= SPARE_QUEUE_CAPACITY_MAX
         {
             SPARE_QUEUES.with(|s| {
