@@ -3,6 +3,8 @@
 # their run folders but summary.json (which holds wall times and the trace digest). Used when
 # the engine changes: the protocol's decisions must not.
 #   scripts/same_decisions.sh OLD_BINARY NEW_BINARY [WORKDIR]
+# NEW_EXTRA="--removal trust" passes flags to the new binary alone (to compare with a binary
+# from before a flag changed a default).
 set -euo pipefail
 old=$1 new=$2 work=${3:-$(mktemp -d)}
 scenarios=(
@@ -21,7 +23,7 @@ for i in "${!scenarios[@]}"; do
   # shellcheck disable=SC2086
   "$old" sim $s --hash-iterations 1 --no-plot --out "$work/old-$i" >/dev/null
   # shellcheck disable=SC2086
-  "$new" sim $s --hash-iterations 1 --no-plot --out "$work/new-$i" >/dev/null
+  "$new" sim $s ${NEW_EXTRA:-} --hash-iterations 1 --no-plot --out "$work/new-$i" >/dev/null
   for f in "$work/old-$i"/*; do
     name=$(basename "$f")
     [ "$name" = summary.json ] && continue

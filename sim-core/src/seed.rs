@@ -115,16 +115,15 @@ struct Reporter {
     muted_until: Time,
 }
 
-/// One connection (32 bytes: a seed of a million-peer simulation holds ~670 000).
+/// One connection (16 bytes, 24 with its id: a seed of a million-peer simulation holds
+/// ~670 000).
 #[derive(Debug)]
 struct SeedConn {
-    /// Until a valid message arrives: when the connection is closed for saying nothing;
-    /// [`Time::NEVER`] after.
-    deadline: Time,
     remote: NodeAddr,
     /// The listening address registered over this connection.
     peer: Option<NodeAddr>,
-    bad_frames: u32,
+    /// Malformed frames so far (counted up to 255).
+    bad_frames: u8,
 }
 
 /// The seed machine.
@@ -138,11 +137,13 @@ pub struct SeedNode {
     /// each last reported.
     peers: Vec<ListedPeer>,
     /// Position of each registered peer in `peers`.
-    index: VecMap<NodeAddr, usize>,
+    index: VecMap<NodeAddr, u32>,
     /// Sorted vectors, not B-trees: a third of the memory, and in a simulation (connection
     /// ids and registered addresses both grow) every insert is an append; elsewhere an
     /// insert or removal moves the tail, microseconds at tens of thousands of entries.
     conns: VecMap<ConnId, SeedConn>,
+    /// Connections that have not said anything valid yet, with the time they are closed at.
+    handshakes: VecMap<ConnId, Time>,
     /// Accused peers being checked (at most [`PROBES_MAX`]).
     probes: Vec<Probe>,
     /// Reporters with dismissed reports.
@@ -166,6 +167,7 @@ impl SeedNode {
             peers: Vec::new(),
             index: VecMap::new(),
             conns: VecMap::new(),
+            handshakes: VecMap::new(),
             probes: Vec::new(),
             reporters: VecMap::new(),
             to_tell: Vec::new(),
@@ -194,25 +196,27 @@ impl SeedNode {
                 remote,
                 peer: None,
                 bad_frames: 0,
-                deadline,
             },
         );
+        self.handshakes.insert(conn, deadline);
         self.out.arm_no_later(TimerId::Handshake, deadline);
     }
 
     /// Close connections that said nothing valid in time; re-arm for the next deadline.
     fn handshake_deadlines(&mut self) {
         let now = self.now;
-        let expired: Vec<(ConnId, NodeAddr)> = self
-            .conns
+        let expired: Vec<ConnId> = self
+            .handshakes
             .iter()
-            .filter(|(_, c)| c.deadline <= now)
-            .map(|(id, c)| (*id, c.remote))
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
             .collect();
-        for (conn, from) in expired {
-            self.conns.remove(&conn);
-            self.out.push(Output::Close { conn });
-            self.out.event(Event::HandshakeTimedOut { from });
+        for conn in expired {
+            self.handshakes.remove(&conn);
+            if let Some(c) = self.conns.remove(&conn) {
+                self.out.push(Output::Close { conn });
+                self.out.event(Event::HandshakeTimedOut { from: c.remote });
+            }
         }
         let overdue: Vec<NodeAddr> = self
             .probes
@@ -229,9 +233,9 @@ impl SeedNode {
     /// Arms the one timer a seed uses for the next deadline: a silent new connection's, or
     /// a check's.
     fn rearm(&mut self) {
-        let pending = self.conns.values().map(|c| c.deadline);
+        let pending = self.handshakes.values().copied();
         let probes = self.probes.iter().map(|p| p.deadline);
-        if let Some(next) = pending.chain(probes).filter(|d| *d != Time::NEVER).min() {
+        if let Some(next) = pending.chain(probes).min() {
             self.out.arm(TimerId::Handshake, next);
         }
     }
@@ -241,12 +245,14 @@ impl SeedNode {
             self.probe_answer(i, msg);
             return;
         }
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.conns.get(&conn) else {
             debug_assert!(false, "driver fed a message on {conn}, which is not open");
             return;
         };
-        c.deadline = Time::NEVER;
         let from = c.peer.unwrap_or(c.remote);
+        if !self.handshakes.is_empty() {
+            self.handshakes.remove(&conn);
+        }
         match msg {
             Message::Register { addr } => self.register(conn, addr),
             Message::PeerListRequest => self.serve_list(conn),
@@ -298,7 +304,9 @@ impl SeedNode {
         }
         let refreshed = self.index.contains_key(&addr);
         if !refreshed {
-            self.index.insert(addr, self.peers.len());
+            // One registration per connection: fewer than there are connections, < 2^32.
+            let pos = u32::try_from(self.peers.len()).unwrap_or(u32::MAX);
+            self.index.insert(addr, pos);
             self.peers.push(ListedPeer::plain(addr));
         }
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -532,8 +540,8 @@ impl SeedNode {
             return;
         };
         self.reporters.remove(&dead);
-        self.peers.swap_remove(pos);
-        if let Some(moved) = self.peers.get(pos) {
+        self.peers.swap_remove(pos as usize);
+        if let Some(moved) = self.peers.get(pos as usize) {
             self.index.insert(moved.addr, pos);
         }
         let targets: Vec<ConnId> = self
@@ -560,7 +568,7 @@ impl SeedNode {
         let own = self.conns.get(&conn).and_then(|c| c.peer) == Some(peer);
         match self.index.get(&peer) {
             Some(&i) if own => {
-                self.peers[i].degree = Some(degree);
+                self.peers[i as usize].degree = Some(degree);
                 self.out.event(Event::DegreeRecorded { peer, degree });
             }
             _ => self.out.event(Event::UnexpectedMessage {
@@ -574,11 +582,12 @@ impl SeedNode {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        c.bad_frames += 1;
+        c.bad_frames = c.bad_frames.saturating_add(1);
         let from = c.peer.unwrap_or(c.remote);
-        let closed = c.bad_frames >= self.cfg.bad_frames_max;
+        let closed = u32::from(c.bad_frames) >= self.cfg.bad_frames_max.min(u8::MAX.into());
         if closed {
             self.conns.remove(&conn);
+            self.handshakes.remove(&conn);
             self.out.push(Output::Close { conn });
         }
         self.out.event(Event::MalformedFrame {
@@ -623,6 +632,7 @@ impl Node for SeedNode {
                 }
                 None => {
                     self.conns.remove(&conn);
+                    self.handshakes.remove(&conn);
                 }
             },
             // A seed dials accused peers and fellow seeds.

@@ -128,14 +128,14 @@ impl<K: Ord, V> VecMap<K, V> {
         self.shrink();
     }
 
-    /// Room for one more: tables grow by four entries, and past 32 by an eighth, not by
+    /// Room for one more: tables grow by two entries, and past 32 by an eighth, not by
     /// doubling, so that a million tables hold little unused room (a peer's ~11 connections
     /// took 16 slots when doubling).
     fn grow_for_one(&mut self) {
         let (len, cap) = (self.entries.len(), self.entries.capacity());
         if len == cap {
             self.entries
-                .reserve_exact(if len < 32 { 4 } else { len / 8 });
+                .reserve_exact(if len < 32 { 2 } else { len / 8 });
         }
     }
 }

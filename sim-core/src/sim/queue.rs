@@ -297,6 +297,11 @@ impl Queue {
             return Some(self.start_run(at, seq, run));
         }
         let head = self.heap.pop()?;
+        // A heap that held a crowd (a million joins' timers) gives the room back.
+        let cap = self.heap.capacity();
+        if cap > 1 << 16 && self.heap.len() < cap / 4 {
+            self.heap.shrink_to(cap / 2);
+        }
         if head.entry.kind != Kind::Run {
             self.len -= 1;
             return Some((head.at, head.entry));
