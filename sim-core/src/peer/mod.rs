@@ -113,13 +113,12 @@ impl Role {
     }
 }
 
-/// An open connection: its [`Role`] in 8 bytes (with its id, a 16-byte table entry).
+/// An open connection that is not a neighbour link: its [`Role`] in 8 bytes (with its id, a
+/// 16-byte table entry). A neighbour's connection is held by its [`Neighbour`] entry alone.
 #[derive(Debug)]
 struct Conn {
     remote: NodeAddr,
     kind: RoleKind,
-    /// Malformed frames so far (counted up to 255).
-    bad_frames: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -128,7 +127,6 @@ enum RoleKind {
     Seed,
     HelloSent,
     Inbound,
-    Neighbour,
 }
 
 impl Conn {
@@ -136,14 +134,10 @@ impl Conn {
         let (kind, remote) = match role {
             Role::Seed(a) => (RoleKind::Seed, a),
             Role::HelloSent(a) => (RoleKind::HelloSent, a),
-            Role::Inbound(a) => (RoleKind::Inbound, a),
-            Role::Neighbour(a) => (RoleKind::Neighbour, a),
+            // Not held here (see above); never made.
+            Role::Inbound(a) | Role::Neighbour(a) => (RoleKind::Inbound, a),
         };
-        Conn {
-            remote,
-            kind,
-            bad_frames: 0,
-        }
+        Conn { remote, kind }
     }
 
     fn role(&self) -> Role {
@@ -152,16 +146,7 @@ impl Conn {
             RoleKind::Seed => Role::Seed(a),
             RoleKind::HelloSent => Role::HelloSent(a),
             RoleKind::Inbound => Role::Inbound(a),
-            RoleKind::Neighbour => Role::Neighbour(a),
         }
-    }
-
-    /// The connection became a neighbour link with `peer`.
-    fn set_neighbour(&mut self, peer: NodeAddr) {
-        *self = Conn {
-            bad_frames: self.bad_frames,
-            ..Conn::new(Role::Neighbour(peer))
-        };
     }
 }
 
@@ -203,11 +188,16 @@ struct Joining {
     degrees: VecMap<NodeAddr, u32>,
     /// Peers we asked to be neighbours and have no answer from yet.
     dialing: VecSet<NodeAddr>,
+    /// Malformed frames so far on a connection that sent any (counted up to 255).
+    bad_frames: VecMap<ConnId, u8>,
 }
 
 impl Joining {
     fn is_empty(&self) -> bool {
-        self.handshakes.is_empty() && self.degrees.is_empty() && self.dialing.is_empty()
+        self.handshakes.is_empty()
+            && self.degrees.is_empty()
+            && self.dialing.is_empty()
+            && self.bad_frames.is_empty()
     }
 }
 
@@ -216,6 +206,7 @@ static NOT_JOINING: Joining = Joining {
     handshakes: VecMap::new(),
     degrees: VecMap::new(),
     dialing: VecSet::new(),
+    bad_frames: VecMap::new(),
 };
 
 /// What `joining` holds (a function of the field alone, so that other fields can be borrowed
@@ -321,7 +312,7 @@ impl PeerNode {
     /// Starts loading the tables that a gossip message with memo ordinal `ord` will read
     /// (a cache hint for drivers that know what comes next; it changes nothing).
     pub fn prefetch_for_gossip(&self, ord: u64) {
-        self.conns.prefetch();
+        self.neighbours.prefetch();
         self.seen.prefetch(ord);
     }
 
@@ -350,12 +341,34 @@ impl PeerNode {
         self.seen.len()
     }
 
+    /// What `conn` is to us: a table entry, or a neighbour's link.
+    fn role_of(&self, conn: ConnId) -> Option<Role> {
+        if let Some(c) = self.conns.get(&conn) {
+            return Some(c.role());
+        }
+        self.neighbour_on(conn).map(Role::Neighbour)
+    }
+
+    /// The neighbour whose open link is `conn` (a scan: a peer has tens of neighbours, and
+    /// at most [`crate::limits::NEIGHBOURS_MAX`]).
+    fn neighbour_on(&self, conn: ConnId) -> Option<NodeAddr> {
+        self.neighbours
+            .iter()
+            .find(|(_, n)| n.conn() == Some(conn))
+            .map(|(a, _)| *a)
+    }
+
+    /// Connections open: table entries and neighbour links.
+    fn open_connections(&self) -> usize {
+        let links = self.neighbours.values().filter(|n| n.conn().is_some());
+        self.conns.len() + links.count()
+    }
+
     fn received(&mut self, conn: ConnId, msg: Message) {
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(role) = self.role_of(conn) else {
             debug_assert!(false, "driver fed a message on {conn}, which is not open");
             return;
         };
-        let role = c.role();
         match (role, msg) {
             (_, Message::LivenessRequest { ts, addr }) => {
                 self.out.send(
@@ -392,7 +405,7 @@ impl PeerNode {
     }
 
     fn connected(&mut self, conn: ConnId, remote: NodeAddr, outbound: bool) {
-        if self.conns.len() >= self.ctx.cfg.connections_max {
+        if self.open_connections() >= self.ctx.cfg.connections_max {
             if outbound {
                 self.out.push(Output::Close { conn });
                 self.dial_ended(remote);
@@ -424,11 +437,16 @@ impl PeerNode {
     fn conn_gone(&mut self, conn: ConnId) {
         self.unjoin(|j| {
             j.handshakes.remove(&conn);
+            j.bad_frames.remove(&conn);
         });
-        let Some(c) = self.conns.remove(&conn) else {
-            return;
+        let role = match self.conns.remove(&conn) {
+            Some(c) => c.role(),
+            None => match self.neighbour_on(conn) {
+                Some(peer) => Role::Neighbour(peer),
+                None => return,
+            },
         };
-        match c.role() {
+        match role {
             Role::Seed(seed) => self.seed_lost(seed),
             Role::HelloSent(peer) => self.dial_ended(peer),
             Role::Inbound(_) => {}
@@ -443,12 +461,22 @@ impl PeerNode {
     }
 
     fn malformed(&mut self, conn: ConnId, error: WireError) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(role) = self.role_of(conn) else {
             return;
         };
-        c.bad_frames = c.bad_frames.saturating_add(1);
-        let from = c.role().remote();
-        let closed = u32::from(c.bad_frames) >= self.ctx.cfg.bad_frames_max.min(u8::MAX.into());
+        let from = role.remote();
+        let bad = {
+            let count = self
+                .joining_mut()
+                .bad_frames
+                .get(&conn)
+                .copied()
+                .unwrap_or(0);
+            let count = count.saturating_add(1);
+            self.joining_mut().bad_frames.insert(conn, count);
+            count
+        };
+        let closed = u32::from(bad) >= self.ctx.cfg.bad_frames_max.min(u8::MAX.into());
         self.out.event(Event::MalformedFrame {
             from,
             error: Box::new(error),

@@ -234,9 +234,8 @@ impl PeerNode {
     }
 
     fn add_neighbour(&mut self, conn: ConnId, peer: NodeAddr, outbound: bool) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.set_neighbour(peer);
-        }
+        // From now on its entry here holds the connection.
+        self.conns.remove(&conn);
         let n = Neighbour::new(conn, outbound);
         let replaced = self.neighbours.insert(peer, n).is_some();
         self.known.insert(peer);
