@@ -126,6 +126,10 @@ struct RealArgs {
     /// behind NAT, or listening on another address than they dial from).
     #[arg(long)]
     trust_advertised_ip: bool,
+    /// Most connections a seed holds from one source IP; more are refused with
+    /// `Connection refused:busy`.
+    #[arg(long, default_value_t = 1024)]
+    connections_per_ip: usize,
     /// Print only the final summary.
     #[arg(long, short, conflicts_with = "verbose")]
     quiet: bool,

@@ -329,6 +329,8 @@ fn shown(v: Verbosity, e: &Event) -> bool {
             | Event::SeedRefusedRegistration { .. }
             | Event::MalformedFrame { .. }
             | Event::HandshakeTimedOut { .. }
+            | Event::IdleTimedOut { .. }
+            | Event::TooManyFromIp { .. }
             | Event::TooManyConnections { .. } => true,
             Event::PeerStarted { .. }
             | Event::SeedsChosen { .. }

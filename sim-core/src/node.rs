@@ -415,6 +415,12 @@ pub enum Event {
         /// Whether the node closed the connection because of it.
         closed: bool,
     },
+    /// A seed closed a connection with nothing registered on it that stayed silent past the
+    /// idle bound after a valid message.
+    IdleTimedOut {
+        /// Its remote address.
+        from: NodeAddr,
+    },
     /// A connection said nothing valid before its handshake deadline and was closed.
     HandshakeTimedOut {
         /// The remote's socket address.
@@ -425,6 +431,14 @@ pub enum Event {
         /// The remote's socket address.
         from: NodeAddr,
         /// The node's `connections_max`.
+        limit: usize,
+    },
+    /// A seed refused a connection (`Connection refused:busy`) because `limit` are open from
+    /// its IP.
+    TooManyFromIp {
+        /// The remote's socket address.
+        from: NodeAddr,
+        /// The seed's `connections_per_ip_max`.
         limit: usize,
     },
     /// A message that makes no sense where it arrived; ignored.
@@ -607,12 +621,20 @@ impl fmt::Display for Event {
             Event::UnexpectedMessage { from, kind } => {
                 write!(f, "Unexpected {kind} message from {from}, ignored")
             }
+            Event::IdleTimedOut { from } => write!(
+                f,
+                "Closed connection from {from}: nothing registered on it, silent past the idle bound"
+            ),
             Event::HandshakeTimedOut { from } => {
                 write!(
                     f,
                     "Closed connection from {from}: nothing valid before the handshake deadline"
                 )
             }
+            Event::TooManyFromIp { from, limit } => write!(
+                f,
+                "Refused connection from {from}: {limit} connections open from its IP, the limit"
+            ),
             Event::TooManyConnections { from, limit } => {
                 write!(
                     f,

@@ -61,8 +61,16 @@ pub struct SeedConfig {
     pub bad_frames_max: u32,
     /// How long a new connection may stay without a valid message before it is closed (10 s).
     pub handshake_timeout: Duration,
+    /// How long a connection with nothing registered on it may stay silent after a valid
+    /// message before it is closed (60 s). A registered peer's connection is not bounded: it
+    /// lives while its peer does (a seed removes a dead peer, and a crashed one's connection
+    /// closes).
+    pub idle_timeout: Duration,
     /// Most connections open at once; more are refused with `Connection refused:busy`.
     pub connections_max: usize,
+    /// Most connections open at once from one source IP (1 024); more are refused with
+    /// `Connection refused:busy`, so that one host cannot take every slot.
+    pub connections_per_ip_max: usize,
     /// Whether a reported peer is checked before it is removed (`verify`, the default).
     pub removal: Removal,
     /// How long the check of a reported peer may take: the dial and its liveness reply (5 s).
@@ -84,7 +92,9 @@ impl Default for SeedConfig {
             peer_list_max: PEER_LIST_ENTRIES_MAX,
             bad_frames_max: 3,
             handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             connections_max: SEED_CONNECTIONS_MAX,
+            connections_per_ip_max: 1024,
             removal: Removal::Verify,
             probe_timeout: Duration::from_secs(5),
             wall_offset_micros: 0,
@@ -124,6 +134,8 @@ struct SeedConn {
     peer: Option<NodeAddr>,
     /// Malformed frames so far (counted up to 255).
     bad_frames: u8,
+    /// It sent a valid message: past its handshake, an idle bound applies.
+    spoke: bool,
 }
 
 /// The seed machine.
@@ -142,8 +154,11 @@ pub struct SeedNode {
     /// ids and registered addresses both grow) every insert is an append; elsewhere an
     /// insert or removal moves the tail, microseconds at tens of thousands of entries.
     conns: VecMap<ConnId, SeedConn>,
-    /// Connections that have not said anything valid yet, with the time they are closed at.
+    /// Connections that have not said anything valid yet, or have nothing registered on
+    /// them, with the time they are closed at.
     handshakes: VecMap<ConnId, Time>,
+    /// Connections open from each source IP.
+    per_ip: VecMap<core::net::Ipv4Addr, u32>,
     /// Accused peers being checked (at most [`PROBES_MAX`]).
     probes: Vec<Probe>,
     /// Reporters with dismissed reports.
@@ -168,6 +183,7 @@ impl SeedNode {
             index: VecMap::new(),
             conns: VecMap::new(),
             handshakes: VecMap::new(),
+            per_ip: VecMap::new(),
             probes: Vec::new(),
             reporters: VecMap::new(),
             to_tell: Vec::new(),
@@ -189,6 +205,23 @@ impl SeedNode {
             self.out.refuse_busy(conn, remote, self.cfg.connections_max);
             return;
         }
+        let from_ip = self.per_ip.get(&remote.ip).copied().unwrap_or(0);
+        if from_ip as usize >= self.cfg.connections_per_ip_max {
+            let limit = self.cfg.connections_per_ip_max;
+            self.out.send(
+                conn,
+                Message::Refuse {
+                    reason: crate::wire::RefuseReason::Busy,
+                },
+            );
+            self.out.push(Output::Close { conn });
+            self.out.event(Event::TooManyFromIp {
+                from: remote,
+                limit,
+            });
+            return;
+        }
+        self.per_ip.insert(remote.ip, from_ip + 1);
         let deadline = self.now + self.cfg.handshake_timeout;
         self.conns.insert(
             conn,
@@ -196,13 +229,30 @@ impl SeedNode {
                 remote,
                 peer: None,
                 bad_frames: 0,
+                spoke: false,
             },
         );
         self.handshakes.insert(conn, deadline);
         self.out.arm_no_later(TimerId::Handshake, deadline);
     }
 
-    /// Close connections that said nothing valid in time; re-arm for the next deadline.
+    /// Forgets a connection (closed by either side).
+    fn drop_conn(&mut self, conn: ConnId) -> Option<SeedConn> {
+        let c = self.conns.remove(&conn)?;
+        self.handshakes.remove(&conn);
+        match self.per_ip.get(&c.remote.ip).copied() {
+            Some(n) if n > 1 => {
+                self.per_ip.insert(c.remote.ip, n - 1);
+            }
+            _ => {
+                self.per_ip.remove(&c.remote.ip);
+            }
+        }
+        Some(c)
+    }
+
+    /// Close connections that said nothing valid in time, or stayed silent with nothing
+    /// registered on them; re-arm for the next deadline.
     fn handshake_deadlines(&mut self) {
         let now = self.now;
         let expired: Vec<ConnId> = self
@@ -213,9 +263,14 @@ impl SeedNode {
             .collect();
         for conn in expired {
             self.handshakes.remove(&conn);
-            if let Some(c) = self.conns.remove(&conn) {
+            if let Some(c) = self.drop_conn(conn) {
                 self.out.push(Output::Close { conn });
-                self.out.event(Event::HandshakeTimedOut { from: c.remote });
+                let from = c.remote;
+                self.out.event(if c.spoke {
+                    Event::IdleTimedOut { from }
+                } else {
+                    Event::HandshakeTimedOut { from }
+                });
             }
         }
         let overdue: Vec<NodeAddr> = self
@@ -245,14 +300,25 @@ impl SeedNode {
             self.probe_answer(i, msg);
             return;
         }
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(c) = self.conns.get_mut(&conn) else {
             debug_assert!(false, "driver fed a message on {conn}, which is not open");
             return;
         };
+        c.spoke = true;
         let from = c.peer.unwrap_or(c.remote);
         if !self.handshakes.is_empty() {
             self.handshakes.remove(&conn);
         }
+        self.handle_message(conn, from, msg);
+        // Nothing registered on it: it may stay silent for the idle bound, no longer.
+        if self.conns.get(&conn).is_some_and(|c| c.peer.is_none()) {
+            let at = self.now + self.cfg.idle_timeout;
+            self.handshakes.insert(conn, at);
+            self.out.arm_no_later(TimerId::Handshake, at);
+        }
+    }
+
+    fn handle_message(&mut self, conn: ConnId, from: NodeAddr, msg: Message) {
         match msg {
             Message::Register { addr } => self.register(conn, addr),
             Message::PeerListRequest => self.serve_list(conn),
@@ -586,8 +652,7 @@ impl SeedNode {
         let from = c.peer.unwrap_or(c.remote);
         let closed = u32::from(c.bad_frames) >= self.cfg.bad_frames_max.min(u8::MAX.into());
         if closed {
-            self.conns.remove(&conn);
-            self.handshakes.remove(&conn);
+            self.drop_conn(conn);
             self.out.push(Output::Close { conn });
         }
         self.out.event(Event::MalformedFrame {
@@ -631,8 +696,7 @@ impl Node for SeedNode {
                     self.probe_failed(dead);
                 }
                 None => {
-                    self.conns.remove(&conn);
-                    self.handshakes.remove(&conn);
+                    self.drop_conn(conn);
                 }
             },
             // A seed dials accused peers and fellow seeds.
@@ -680,6 +744,19 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// A connection from `remote` opens on `conn`; the seed's outputs.
+    fn inbound(s: &mut SeedNode, conn: u64, remote: &str) -> Vec<Output> {
+        s.handle(
+            Time::ZERO,
+            Input::Connected {
+                conn: ConnId::new(conn),
+                remote: a(remote),
+                outbound: false,
+            },
+        );
+        drain(s)
     }
 
     fn connect_and_register(s: &mut SeedNode, conn: u64, port: u16) {
@@ -1063,14 +1140,7 @@ mod tests {
         let mut s = seed(SeedConfig::default());
         connect_and_register(&mut s, 1, 5000);
         let open = |s: &mut SeedNode, conn: u64, remote: &str| {
-            s.handle(
-                Time::ZERO,
-                Input::Connected {
-                    conn: ConnId::new(conn),
-                    remote: a(remote),
-                    outbound: false,
-                },
-            );
+            inbound(s, conn, remote);
         };
         let register = |s: &mut SeedNode, conn: u64, addr: &str| {
             s.handle(
@@ -1129,6 +1199,97 @@ mod tests {
         assert_eq!(
             register(&mut t, 1, "10.0.0.9:5001"),
             "registered successfully"
+        );
+    }
+
+    #[test]
+    fn a_connection_that_spoke_once_and_registered_nothing_is_closed_at_the_idle_bound() {
+        let mut s = seed(SeedConfig::default());
+        connect_and_register(&mut s, 1, 5000);
+        s.handle(
+            Time::ZERO,
+            Input::Connected {
+                conn: ConnId::new(2),
+                remote: a("127.0.0.1:41000"),
+                outbound: false,
+            },
+        );
+        s.handle(
+            Time(1),
+            Input::Received {
+                conn: ConnId::new(2),
+                msg: Message::PeerListRequest,
+            },
+        );
+        drain(&mut s);
+        let bound = Time(1) + SeedConfig::default().idle_timeout;
+        // The handshake deadline passes: it spoke, so it stays.
+        s.handle(Time(bound.0 - 1), Input::Timer(TimerId::Handshake));
+        assert!(
+            !drain(&mut s)
+                .iter()
+                .any(|o| matches!(o, Output::Close { .. }))
+        );
+        s.handle(bound, Input::Timer(TimerId::Handshake));
+        let outs = drain(&mut s);
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Close { conn } if *conn == ConnId::new(2)))
+        );
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Event(Event::IdleTimedOut { .. })))
+        );
+        // The registered connection is not bounded.
+        assert!(
+            !outs
+                .iter()
+                .any(|o| matches!(o, Output::Close { conn } if *conn == ConnId::new(1)))
+        );
+        s.handle(
+            bound + Duration::from_secs(3600),
+            Input::Timer(TimerId::Handshake),
+        );
+        assert!(
+            !drain(&mut s)
+                .iter()
+                .any(|o| matches!(o, Output::Close { .. }))
+        );
+    }
+
+    #[test]
+    fn one_ip_gets_at_most_its_share_of_connections() {
+        let mut s = seed(SeedConfig {
+            connections_per_ip_max: 2,
+            ..SeedConfig::default()
+        });
+        let mut connect = |conn: u64, remote: &str| {
+            let outs = inbound(&mut s, conn, remote);
+            let refused = sends(&outs)
+                .iter()
+                .any(|(c, m)| *c == ConnId::new(conn) && m == "Connection refused:busy");
+            (refused, outs)
+        };
+        assert!(!connect(1, "10.0.0.1:40001").0);
+        assert!(!connect(2, "10.0.0.1:40002").0);
+        let (refused, outs) = connect(3, "10.0.0.1:40003");
+        assert!(refused);
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Event(Event::TooManyFromIp { limit: 2, .. })))
+        );
+        assert!(!connect(4, "10.0.0.2:40001").0, "another host is served");
+        s.handle(
+            Time::ZERO,
+            Input::Closed {
+                conn: ConnId::new(1),
+            },
+        );
+        drain(&mut s);
+        let again = inbound(&mut s, 5, "10.0.0.1:40005");
+        assert!(
+            sends(&again).is_empty(),
+            "a slot freed by a close is reused"
         );
     }
 

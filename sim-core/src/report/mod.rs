@@ -333,6 +333,8 @@ impl Observer for Recorder {
             | Event::SeedRefusedRegistration { .. }
             | Event::UnexpectedMessage { .. }
             | Event::HandshakeTimedOut { .. }
+            | Event::IdleTimedOut { .. }
+            | Event::TooManyFromIp { .. }
             | Event::TooManyConnections { .. } => {}
         }
         if self.keep_log {

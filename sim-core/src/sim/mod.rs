@@ -427,6 +427,8 @@ impl World {
         let needed = cfg.peers + SEEDS_MAX + crate::limits::HANDSHAKES_MAX;
         SeedConfig {
             connections_max: cfg.seed_node.connections_max.max(needed),
+            // Simulated peers share IPs (3 000 ports an address): no per-IP bound.
+            connections_per_ip_max: cfg.seed_node.connections_per_ip_max.max(needed),
             fellows: cfg.seed_addrs(),
             ..cfg.seed_node.clone()
         }

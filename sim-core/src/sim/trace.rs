@@ -342,6 +342,15 @@ impl Trace {
                 self.bytes(error.to_string().as_bytes());
                 self.buf.push(u8::from(*closed));
             }
+            Event::TooManyFromIp { from, limit } => {
+                self.buf.push(34);
+                self.addr(*from);
+                self.varint(u(*limit));
+            }
+            Event::IdleTimedOut { from } => {
+                self.buf.push(33);
+                self.addr(*from);
+            }
             Event::HandshakeTimedOut { from } => {
                 self.buf.push(25);
                 self.addr(*from);
