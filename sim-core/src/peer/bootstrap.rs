@@ -171,19 +171,30 @@ impl PeerNode {
         let me = self.addr;
         let mut fresh = Vec::new();
         self.known.unpack();
+        // In list order, as if inserted one by one (the cap makes order matter), but merged
+        // into the tables once: a list of thousands is not thousands of mid-table inserts.
+        let mut added = std::collections::BTreeSet::new();
+        let mut degrees = Vec::new();
         for ListedPeer { addr: p, degree } in peers {
             if p == me {
                 continue;
             }
+            let known = self.known.contains(&p) || added.contains(&p);
+            let room = self.known.len() + added.len() < KNOWN_PEERS_MAX;
             if let Some(d) = degree
-                && (self.known.contains(&p) || self.known.len() < KNOWN_PEERS_MAX)
+                && (known || room)
             {
-                self.joining_mut().degrees.insert(p, d);
+                degrees.push((p, d));
             }
-            if self.known.len() < KNOWN_PEERS_MAX && self.known.insert(p) {
+            if room && !known {
+                added.insert(p);
                 fresh.push(p);
             }
         }
+        if !degrees.is_empty() {
+            self.joining_mut().degrees.extend_in_turn(degrees);
+        }
+        self.known.insert_new_sorted(added.into_iter().collect());
         self.known.pack();
         let known = self.known.len();
         self.out.event(Event::PeerListReceived {

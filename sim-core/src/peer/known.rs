@@ -156,6 +156,23 @@ impl Known {
         true
     }
 
+    /// Adds every peer of `sorted` (increasing, none known yet), as that many
+    /// [`Known::insert`]s would, in one merge while the table is plain and its candidates
+    /// are addresses (a long peer list; otherwise one by one).
+    pub(super) fn insert_new_sorted(&mut self, sorted: Vec<NodeAddr>) {
+        if self.set.len() + sorted.len() > MASK_BITS {
+            self.spell_out();
+        }
+        match (&mut self.set, &self.candidates) {
+            (Set::Plain(s), Candidates::Addrs(_)) => s.extend_sorted(sorted),
+            _ => {
+                for a in sorted {
+                    self.insert(a);
+                }
+            }
+        }
+    }
+
     /// Forgets `a`; false if it was not known. A candidate stays a candidate (as an address).
     pub(super) fn remove(&mut self, a: &NodeAddr) -> bool {
         let Ok(pos) = self.set.position(a) else {
