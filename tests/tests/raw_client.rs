@@ -464,9 +464,10 @@ fn a_connection_that_sends_one_valid_line_and_stays_silent_is_closed_within_its_
         },
     );
     let mut quiet = Client::to(s.addr());
+    // Timed from before the line: the seed's bound runs from when it read it.
+    let sent = std::time::Instant::now();
     quiet.send(b"peer list\n");
     assert_eq!(quiet.line(), "peer list:");
-    let sent = std::time::Instant::now();
     // READ_TIMEOUT (5 s) bounds the wait; the seed closes it after `idle`.
     assert!(quiet.closed_by_node(), "closed at the idle bound");
     let waited = sent.elapsed();

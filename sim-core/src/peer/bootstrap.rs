@@ -173,13 +173,19 @@ impl PeerNode {
         self.known.unpack();
         // In list order, as if inserted one by one (the cap makes order matter), but merged
         // into the tables once: a list of thousands is not thousands of mid-table inserts.
-        let mut added = std::collections::BTreeSet::new();
+        // A seed lists each peer once; only a list with repeats needs the set of those
+        // added so far to tell a repeat from a newcomer.
+        let mut listed: Vec<NodeAddr> = peers.iter().map(|p| p.addr).collect();
+        listed.sort_unstable();
+        let repeats = listed.windows(2).any(|w| w[0] == w[1]);
+        let mut added_set = std::collections::BTreeSet::new();
+        let mut added = Vec::new();
         let mut degrees = Vec::new();
         for ListedPeer { addr: p, degree } in peers {
             if p == me {
                 continue;
             }
-            let known = self.known.contains(&p) || added.contains(&p);
+            let known = self.known.contains(&p) || (repeats && added_set.contains(&p));
             let room = self.known.len() + added.len() < KNOWN_PEERS_MAX;
             if let Some(d) = degree
                 && (known || room)
@@ -187,14 +193,18 @@ impl PeerNode {
                 degrees.push((p, d));
             }
             if room && !known {
-                added.insert(p);
+                if repeats {
+                    added_set.insert(p);
+                }
+                added.push(p);
                 fresh.push(p);
             }
         }
+        added.sort_unstable();
         if !degrees.is_empty() {
             self.joining_mut().degrees.extend_in_turn(degrees);
         }
-        self.known.insert_new_sorted(added.into_iter().collect());
+        self.known.insert_new_sorted(added);
         self.known.pack();
         let known = self.known.len();
         self.out.event(Event::PeerListReceived {

@@ -544,3 +544,29 @@ fn a_peers_records_stay_compact() {
     assert_eq!(size_of::<crate::rng::CompactRng>(), 24, "the RNG");
     assert!(size_of::<PeerNode>() <= 376, "{}", size_of::<PeerNode>());
 }
+
+/// A list that names a peer twice (no seed writes one, a hostile one may) is taken as the
+/// entries one by one: the repeat is known by then, so it is neither added nor dialed twice.
+#[test]
+fn a_peer_list_with_repeats_adds_each_peer_once() {
+    let mut h = Harness::new(5000, PeerConfig::default());
+    let list = [
+        "127.0.0.1:5001",
+        "127.0.0.1:5002",
+        "127.0.0.1:5001",
+        "127.0.0.1:5003",
+        "127.0.0.1:5002",
+    ];
+    let (_, outs) = h.bootstrap(&list);
+    assert_eq!(h.peer.known(), 3);
+    let dials: Vec<NodeAddr> = connects(&outs)
+        .into_iter()
+        .filter(|d| !SEEDS.contains(&d.to_string().as_str()))
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = dials.iter().collect();
+    assert_eq!(
+        dials.len(),
+        distinct.len(),
+        "each peer dialed once: {dials:?}"
+    );
+}
