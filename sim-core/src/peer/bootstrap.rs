@@ -179,14 +179,13 @@ impl PeerNode {
         listed.sort_unstable();
         let repeats = listed.windows(2).any(|w| w[0] == w[1]);
         let mut added_set = std::collections::BTreeSet::new();
-        let mut added = Vec::new();
         let mut degrees = Vec::new();
         for ListedPeer { addr: p, degree } in peers {
             if p == me {
                 continue;
             }
             let known = self.known.contains(&p) || (repeats && added_set.contains(&p));
-            let room = self.known.len() + added.len() < KNOWN_PEERS_MAX;
+            let room = self.known.len() + fresh.len() < KNOWN_PEERS_MAX;
             if let Some(d) = degree
                 && (known || room)
             {
@@ -196,10 +195,10 @@ impl PeerNode {
                 if repeats {
                     added_set.insert(p);
                 }
-                added.push(p);
                 fresh.push(p);
             }
         }
+        let mut added = fresh.clone();
         added.sort_unstable();
         if !degrees.is_empty() {
             self.joining_mut().degrees.extend_in_turn(degrees);
