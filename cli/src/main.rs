@@ -2,7 +2,7 @@
 //! `gossipnet`: a thin command line over the library crates.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -58,6 +58,38 @@ enum Cmd {
     /// sends per message against the flooding cost 2E - N + 1. detection: liveness interval
     /// and misses against detection latency and false reports under jitter and partitions.
     Experiment(ExperimentArgs),
+    /// Seeded fault campaigns: run i of --seed S draws its own network (3-80 peers, 1-5
+    /// seeds, topology, latency) and faults (crashes, silent failures, restarts, resets,
+    /// partitions, stalled peers, seed crashes, a spoofing client), runs a fault phase and a
+    /// healing phase, and checks the invariants. Writes campaign.csv and summary.txt; a
+    /// violation prints the command that replays it, with its run folder.
+    Campaign(CampaignArgs),
+}
+
+#[derive(Args)]
+struct CampaignArgs {
+    /// The campaign seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Runs 0..RUNS.
+    #[arg(long, default_value_t = 1000)]
+    runs: u64,
+    /// Replay this run alone and write its run folder.
+    #[arg(long)]
+    run: Option<u64>,
+    /// The seeds' removal policy: verify (check the accused first) or trust (the
+    /// reference's).
+    #[arg(long, default_value = "verify")]
+    removal: sim_core::seed::Removal,
+    /// Output folder [default: results/campaign-SEED, or results/campaign-SEED/run-I].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// No progress bar.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -340,6 +372,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Sim(args) => sim(*args),
         Cmd::Bench(args) => bench(&args),
+        Cmd::Campaign(args) => campaign(&args),
         Cmd::Seed(args) => seed(&args),
         Cmd::Seeds(args) => seeds(&args),
         Cmd::Peer(args) => peer(&args),
@@ -452,6 +485,64 @@ pub(crate) fn plot(dir: &std::path::Path) -> Result<(), String> {
         None => row("degree power-law fit", "too few degrees to fit".into()),
     }
     Ok(())
+}
+
+fn campaign(a: &CampaignArgs) -> Result<(), String> {
+    use experiments::campaign::{CampaignOptions, describe, draw, replay_line, write_run};
+    let base = Path::new("results").join(format!("campaign-{}", a.seed));
+    if let Some(run) = a.run {
+        let sc = draw(a.seed, run, a.removal);
+        let out = a
+            .out
+            .clone()
+            .unwrap_or_else(|| base.join(format!("run-{run}")));
+        println!("{}", replay_line(a.seed, run, a.removal));
+        println!("{}", describe(&sc));
+        let ex = write_run(&sc, &out)?;
+        println!("trace digest {}", ex.row.digest);
+        println!("run folder {}", out.display());
+        if ex.violations.is_empty() {
+            println!("every invariant holds");
+            return Ok(());
+        }
+        for v in &ex.violations {
+            println!("VIOLATION {v}");
+        }
+        return Err(format!(
+            "run {run} violated {} invariant check(s)",
+            ex.violations.len()
+        ));
+    }
+    let mut opts = CampaignOptions {
+        seed: a.seed,
+        runs: a.runs,
+        removal: a.removal,
+        out: a.out.clone().unwrap_or(base),
+        sweep: experiments::sweep::SweepOptions::default(),
+    };
+    if let Some(t) = a.threads {
+        opts.sweep.threads = t.max(1);
+    }
+    opts.sweep.progress = !a.quiet;
+    println!(
+        "gossipnet campaign --seed {} --runs {} --removal {}: {} threads, results in {}",
+        a.seed,
+        a.runs,
+        a.removal,
+        opts.sweep.threads,
+        opts.out.display()
+    );
+    let s = experiments::campaign::campaign(&opts)?;
+    print!("{}", s.text);
+    if s.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} of {} runs violated an invariant; replay one with the line above",
+            s.failed.len(),
+            s.rows.len()
+        ))
+    }
 }
 
 fn experiment(a: &ExperimentArgs) -> Result<(), String> {

@@ -4,6 +4,7 @@
 //! report how long things took.
 
 pub mod bench;
+pub mod campaign;
 pub mod experiment;
 pub mod fit;
 pub mod flood;

@@ -603,7 +603,7 @@ impl fmt::Display for Event {
                 dead,
                 reporter,
                 why,
-            } => write!(f, "Dead Node:{dead} reported by {reporter}: ignored, {why}"),
+            } => write!(f, "Dead Node:{dead} reported by {reporter}: {why}"),
             Event::DeadNodeAlreadyRemoved { dead, reporter } => {
                 write!(
                     f,

@@ -47,10 +47,17 @@ impl std::str::FromStr for Removal {
 pub const PROBES_MAX: usize = 64;
 /// Removals a seed has yet to tell its fellow seeds about; more are not told.
 pub const FELLOW_NOTICES_MAX: usize = 1024;
-/// Dismissed reports after which a reporter's reports are ignored for [`MUTE_FOR`].
+/// Reports dismissed in a row after which a reporter's reports are held for [`HOLD_FOR`].
 pub const DISMISSALS_MAX: u32 = 3;
-/// How long a reporter whose reports keep being dismissed is ignored (10 min).
-pub const MUTE_FOR: Duration = Duration::from_secs(600);
+/// How long the reports of a reporter whose reports keep being dismissed wait before they
+/// are checked (10 s). Held, never dropped: an honest peer whose view was cut off by a
+/// partition reports live neighbours dead, and its next report may be true.
+pub const HOLD_FOR: Duration = Duration::from_secs(10);
+/// Reports about peers this seed does not list that one reporter may have passed on to the
+/// fellow seeds within [`HOLD_FOR`].
+pub const HINTS_MAX: u8 = 8;
+/// Removals remembered, so that later reports of a removed peer are not passed on again.
+pub const RECENT_REMOVALS: usize = 1024;
 
 /// A seed's settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -111,18 +118,25 @@ struct Probe {
     notice: DeadNode,
     /// The connection to the accused, once the dial succeeded.
     conn: Option<ConnId>,
+    /// The connection closed before an answer and the accused was dialed again (a reset
+    /// by a middlebox is not a death).
+    redialed: bool,
     /// When silence counts as death.
     deadline: Time,
     /// A registered peer reported it (not a fellow seed): a removal is told to the fellows.
     tell_fellows: bool,
 }
 
-/// What a seed remembers of a reporter whose reports it dismissed.
+/// What a seed remembers of a reporter whose reports it dismissed or passed on.
 #[derive(Debug, Default, Clone, Copy)]
 struct Reporter {
+    /// Reports dismissed in a row.
     dismissed: u32,
-    /// Its reports are ignored until then.
-    muted_until: Time,
+    /// Its reports wait until then.
+    held_until: Time,
+    /// Reports about unlisted peers passed on to the fellow seeds since `hints_since`.
+    hints: u8,
+    hints_since: Time,
 }
 
 /// One connection (16 bytes, 24 with its id: a seed of a million-peer simulation holds
@@ -163,6 +177,11 @@ pub struct SeedNode {
     probes: Vec<Probe>,
     /// Reporters with dismissed reports.
     reporters: VecMap<NodeAddr, Reporter>,
+    /// Reports waiting for a check (their reporter is held, or every check slot is taken),
+    /// one per accused peer this seed lists: at most as many as it lists.
+    pending: VecMap<NodeAddr, (DeadNode, bool)>,
+    /// The latest removals, oldest first (at most [`RECENT_REMOVALS`]).
+    recently_removed: std::collections::VecDeque<NodeAddr>,
     /// Removals to tell fellow seeds about, while a dial to each is under way.
     to_tell: Vec<(NodeAddr, DeadNode)>,
 }
@@ -186,6 +205,8 @@ impl SeedNode {
             per_ip: VecMap::new(),
             probes: Vec::new(),
             reporters: VecMap::new(),
+            pending: VecMap::new(),
+            recently_removed: std::collections::VecDeque::new(),
             to_tell: Vec::new(),
         }
     }
@@ -198,6 +219,11 @@ impl SeedNode {
     /// The registered peers, in registration order, with their reported degrees.
     pub fn registered(&self) -> &[ListedPeer] {
         &self.peers
+    }
+
+    /// Connections open (peers, clients, checks of accused peers).
+    pub fn connections(&self) -> usize {
+        self.conns.len()
     }
 
     fn connected(&mut self, conn: ConnId, remote: NodeAddr) {
@@ -282,6 +308,7 @@ impl SeedNode {
         for dead in overdue {
             self.probe_failed(dead);
         }
+        self.drain_pending();
         self.rearm();
     }
 
@@ -290,7 +317,8 @@ impl SeedNode {
     fn rearm(&mut self) {
         let pending = self.handshakes.values().copied();
         let probes = self.probes.iter().map(|p| p.deadline);
-        if let Some(next) = pending.chain(probes).min() {
+        let holds = self.pending_holds();
+        if let Some(next) = pending.chain(probes).chain(holds).min() {
             self.out.arm(TimerId::Handshake, next);
         }
     }
@@ -432,6 +460,14 @@ impl SeedNode {
         if !self.index.contains_key(&dead) {
             self.out
                 .event(Event::DeadNodeAlreadyRemoved { dead, reporter });
+            // A peer this seed never listed may be listed by a fellow seed that the
+            // reporter did not register with: pass the report on, as a hint to check.
+            if self.cfg.removal == Removal::Verify
+                && !self.recently_removed.contains(&dead)
+                && self.may_hint(reporter)
+            {
+                self.tell_fellows(&notice);
+            }
             return;
         }
         match self.cfg.removal {
@@ -440,41 +476,130 @@ impl SeedNode {
         }
     }
 
-    /// Starts checking the peer `notice` accuses, unless its reporter is muted, the peer is
-    /// being checked already, or too many checks run.
+    /// Whether `reporter` may pass one more report about an unlisted peer to the fellows.
+    fn may_hint(&mut self, reporter: NodeAddr) -> bool {
+        let now = self.now;
+        let mut r = self.reporters.get(&reporter).copied().unwrap_or_default();
+        if r.held_until > now {
+            return false;
+        }
+        if now >= r.hints_since + HOLD_FOR {
+            r.hints = 0;
+            r.hints_since = now;
+        }
+        let ok = r.hints < HINTS_MAX;
+        r.hints = r.hints.saturating_add(1);
+        self.reporters.insert(reporter, r);
+        ok
+    }
+
+    /// When `reporter`'s reports are held until, if they are.
+    fn held_until(&self, reporter: NodeAddr) -> Option<Time> {
+        self.reporters
+            .get(&reporter)
+            .map(|r| r.held_until)
+            .filter(|t| *t > self.now)
+    }
+
+    /// The ends of the holds that pending reports wait for.
+    fn pending_holds(&self) -> impl Iterator<Item = Time> + '_ {
+        self.pending
+            .values()
+            .filter_map(|(n, _)| self.held_until(n.reporter))
+    }
+
+    /// Starts checking the peer `notice` accuses, unless it is being checked already. A
+    /// report whose reporter is held, or that finds every check slot taken, waits in
+    /// `pending` (one entry per accused peer) and is checked later: never dropped.
     fn start_probe(&mut self, notice: DeadNode, tell_fellows: bool) {
         let (dead, reporter) = (notice.dead, notice.reporter);
-        let why = if self
-            .reporters
-            .get(&reporter)
-            .is_some_and(|r| r.muted_until > self.now)
-        {
-            Some("its reporter is muted after reports that were dismissed")
-        } else if self.probes.iter().any(|p| p.notice.dead == dead) {
-            Some("a check of it is under way")
-        } else if self.probes.len() >= PROBES_MAX {
-            Some("too many checks under way")
-        } else {
-            None
-        };
-        if let Some(why) = why {
+        if let Some(p) = self.probes.iter_mut().find(|p| p.notice.dead == dead) {
+            p.tell_fellows |= tell_fellows;
             self.out.event(Event::DeadReportIgnored {
                 dead,
                 reporter,
-                why,
+                why: "ignored, a check of it is under way",
             });
             return;
         }
+        let why = if let Some(until) = self.held_until(reporter) {
+            self.out.arm_no_later(TimerId::Handshake, until);
+            Some("held, its reporter's last reports were dismissed (checked when the hold ends)")
+        } else if self.probes.len() >= PROBES_MAX {
+            Some("held, too many checks under way (checked when one ends)")
+        } else {
+            None
+        };
+        let Some(why) = why else {
+            self.pending.remove(&dead);
+            self.launch(notice, tell_fellows);
+            return;
+        };
+        // One entry per accused: a report of a reporter that is not held replaces one that is.
+        let replace = match self.pending.get(&dead) {
+            None => true,
+            Some((held, _)) => {
+                self.held_until(held.reporter).is_some() && self.held_until(reporter).is_none()
+            }
+        };
+        if replace {
+            let tell = tell_fellows || self.pending.get(&dead).is_some_and(|(_, t)| *t);
+            self.pending.insert(dead, (notice, tell));
+        } else if let Some((_, t)) = self.pending.get_mut(&dead) {
+            *t |= tell_fellows;
+        }
+        self.out.event(Event::DeadReportIgnored {
+            dead,
+            reporter,
+            why,
+        });
+    }
+
+    /// Dials the accused and starts its check.
+    fn launch(&mut self, notice: DeadNode, tell_fellows: bool) {
+        let (dead, reporter) = (notice.dead, notice.reporter);
         let deadline = self.now + self.cfg.probe_timeout;
         self.probes.push(Probe {
             notice,
             conn: None,
+            redialed: false,
             deadline,
             tell_fellows,
         });
         self.out.push(Output::Connect { addr: dead });
         self.out.arm_no_later(TimerId::Handshake, deadline);
         self.out.event(Event::DeadReportChecking { dead, reporter });
+    }
+
+    /// Starts the pending checks that may start: their reporter is no longer held and a
+    /// slot is free. Reports of peers no longer listed are dropped.
+    fn drain_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let due: Vec<NodeAddr> = self
+            .pending
+            .iter()
+            .filter(|(_, (n, _))| self.held_until(n.reporter).is_none())
+            .map(|(d, _)| *d)
+            .collect();
+        for dead in due {
+            if self.probes.len() >= PROBES_MAX {
+                break;
+            }
+            let Some((notice, tell)) = self.pending.remove(&dead) else {
+                continue;
+            };
+            if !self.index.contains_key(&dead) {
+                continue;
+            }
+            if let Some(p) = self.probes.iter_mut().find(|p| p.notice.dead == dead) {
+                p.tell_fellows |= tell;
+                continue;
+            }
+            self.launch(notice, tell);
+        }
+        self.pending.retain(|d, _| self.index.contains_key(d));
     }
 
     /// The check whose connection is `conn`.
@@ -527,6 +652,8 @@ impl SeedNode {
                     self.out.push(Output::Close { conn });
                 }
                 self.dismiss(p.notice);
+                self.drain_pending();
+                self.rearm();
             }
             // Anything else proves nothing; the deadline decides.
             _ => {}
@@ -537,13 +664,10 @@ impl SeedNode {
     fn dismiss(&mut self, notice: DeadNode) {
         let (dead, reporter) = (notice.dead, notice.reporter);
         let mut r = self.reporters.get(&reporter).copied().unwrap_or_default();
-        r.dismissed += 1;
+        r.dismissed = r.dismissed.saturating_add(1);
         let dismissed = r.dismissed;
         if r.dismissed >= DISMISSALS_MAX {
-            r = Reporter {
-                dismissed: 0,
-                muted_until: self.now + MUTE_FOR,
-            };
+            r.held_until = self.now + HOLD_FOR;
         }
         self.reporters.insert(reporter, r);
         self.out.event(Event::DeadReportDismissed {
@@ -563,8 +687,12 @@ impl SeedNode {
             self.out.push(Output::Close { conn });
         }
         if self.index.contains_key(&dead) {
-            // The reporter knows: it is not told again.
+            // A true report: its reporter's record of dismissals starts again.
             let reporter = p.notice.reporter;
+            if let Some(r) = self.reporters.get_mut(&reporter) {
+                r.dismissed = 0;
+            }
+            // The reporter knows: it is not told again.
             let from = self
                 .conns
                 .iter()
@@ -606,6 +734,11 @@ impl SeedNode {
             return;
         };
         self.reporters.remove(&dead);
+        self.pending.remove(&dead);
+        if self.recently_removed.len() >= RECENT_REMOVALS {
+            self.recently_removed.pop_front();
+        }
+        self.recently_removed.push_back(dead);
         self.peers.swap_remove(pos as usize);
         if let Some(moved) = self.peers.get(pos as usize) {
             self.index.insert(moved.addr, pos);
@@ -690,10 +823,21 @@ impl Node for SeedNode {
             Input::Received { conn, msg } => self.received(conn, msg),
             Input::Malformed { conn, error } => self.malformed(conn, error),
             Input::Closed { conn } => match self.probe_on(conn) {
+                // Closed before an answer: dialed once more, as a reset is not a death (a
+                // crashed peer refuses the dial; a silent one lets the deadline pass).
+                Some(i) if !self.probes[i].redialed && now < self.probes[i].deadline => {
+                    let p = &mut self.probes[i];
+                    p.conn = None;
+                    p.redialed = true;
+                    let addr = p.notice.dead;
+                    self.out.push(Output::Connect { addr });
+                }
                 Some(i) => {
                     let dead = self.probes[i].notice.dead;
                     self.probes[i].conn = None;
                     self.probe_failed(dead);
+                    self.drain_pending();
+                    self.rearm();
                 }
                 None => {
                     self.drop_conn(conn);
@@ -703,8 +847,17 @@ impl Node for SeedNode {
             Input::ConnectFailed { addr } => {
                 if self.to_tell.iter().any(|(f, _)| *f == addr) {
                     self.to_tell.retain(|(f, _)| *f != addr);
+                } else if let Some(p) = self.probes.iter_mut().find(|p| {
+                    p.notice.dead == addr && p.conn.is_none() && !p.redialed && now < p.deadline
+                }) {
+                    // Refused once: dialed once more, as a reset in the handshake looks the
+                    // same as a crashed peer's refusal. Two refusals remove it.
+                    p.redialed = true;
+                    self.out.push(Output::Connect { addr });
                 } else {
                     self.probe_failed(addr);
+                    self.drain_pending();
+                    self.rearm();
                 }
             }
             // A seed originates nothing.
@@ -935,15 +1088,16 @@ mod tests {
     }
 
     /// A seed with `cfg` after [`reported`], whose check's dial to the accused was refused.
+    /// A check whose dials are refused twice (a first refusal is dialed again).
     fn refused_check(cfg: SeedConfig) -> (SeedNode, Vec<Output>) {
         let mut s = seed(cfg);
         reported(&mut s);
-        s.handle(
-            Time(1),
-            Input::ConnectFailed {
-                addr: a("127.0.0.1:5002"),
-            },
-        );
+        let refused = Input::ConnectFailed {
+            addr: a("127.0.0.1:5002"),
+        };
+        s.handle(Time(1), refused.clone());
+        let _ = drain(&mut s);
+        s.handle(Time(2), refused);
         let outs = drain(&mut s);
         (s, outs)
     }
@@ -966,10 +1120,11 @@ mod tests {
     }
 
     #[test]
-    fn with_verify_an_accused_that_answers_stays_and_its_reporter_is_counted_then_muted() {
+    fn with_verify_an_accused_that_answers_stays_and_its_reporter_is_counted_then_held() {
         let mut s = seed(SeedConfig::default());
         reported(&mut s);
         let mut now = Time::ZERO;
+        let mut dismissed_at = now;
         for round in 1..=DISMISSALS_MAX {
             let probe = ConnId::new(100 + u64::from(round));
             s.handle(
@@ -1007,16 +1162,101 @@ mod tests {
                 Output::Event(Event::DeadReportDismissed { dismissed, .. }) if *dismissed == round)));
             assert!(!removed(&outs));
             assert_eq!(s.registered().len(), 3, "round {round}");
+            dismissed_at = now;
             now = now + Duration::from_secs(1);
             let outs = report(&mut s, now);
             let checking = outs.iter().any(|o| matches!(o, Output::Connect { .. }));
             assert_eq!(checking, round < DISMISSALS_MAX, "round {round}: {outs:?}");
         }
-        // Muted: ignored until MUTE_FOR has passed, then checked again.
-        let later = now + MUTE_FOR;
-        let outs = report(&mut s, later);
+        // Held, not dropped: the last report waits for the hold to end, then is checked.
+        let until = dismissed_at + HOLD_FOR;
+        s.handle(Time(until.0 - 1), Input::Timer(TimerId::Handshake));
+        let outs = drain(&mut s);
+        assert!(!outs.iter().any(|o| matches!(o, Output::Connect { .. })));
+        s.handle(until, Input::Timer(TimerId::Handshake));
+        let outs = drain(&mut s);
         assert!(
-            outs.iter().any(|o| matches!(o, Output::Connect { .. })),
+            outs.iter()
+                .any(|o| matches!(o, Output::Connect { addr } if *addr == a("127.0.0.1:5002"))),
+            "{outs:?}"
+        );
+    }
+
+    #[test]
+    fn a_check_whose_connection_is_reset_dials_again_and_a_second_refusal_removes() {
+        // Closed before an answer: dialed again, and the answer dismisses the report.
+        let mut s = seed(SeedConfig::default());
+        reported(&mut s);
+        let accused = a("127.0.0.1:5002");
+        let probe = ConnId::new(100);
+        let connected = |conn| Input::Connected {
+            conn,
+            remote: accused,
+            outbound: true,
+        };
+        s.handle(Time(1), connected(probe));
+        let _ = drain(&mut s);
+        s.handle(Time(2), Input::Closed { conn: probe });
+        let outs = drain(&mut s);
+        assert!(!removed(&outs), "a reset is not a death: {outs:?}");
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Connect { addr } if *addr == accused))
+        );
+        let again = ConnId::new(101);
+        s.handle(Time(3), connected(again));
+        let _ = drain(&mut s);
+        let reply = Message::LivenessReply {
+            ts: Timestamp::parse("1").unwrap(),
+            to: a("127.0.0.1:8080"),
+            from: accused,
+        };
+        s.handle(
+            Time(4),
+            Input::Received {
+                conn: again,
+                msg: reply,
+            },
+        );
+        let outs = drain(&mut s);
+        assert!(!removed(&outs) && s.registered().len() == 3, "{outs:?}");
+
+        // Refused twice: removed.
+        let mut s = seed(SeedConfig::default());
+        reported(&mut s);
+        s.handle(Time(1), Input::ConnectFailed { addr: accused });
+        let outs = drain(&mut s);
+        assert!(!removed(&outs) && outs.iter().any(|o| matches!(o, Output::Connect { .. })));
+        s.handle(Time(2), Input::ConnectFailed { addr: accused });
+        assert!(removed(&drain(&mut s)));
+    }
+
+    #[test]
+    fn a_report_about_a_peer_this_seed_never_listed_is_passed_to_the_fellows() {
+        let fellow = a("10.0.0.2:8081");
+        let cfg = SeedConfig {
+            fellows: vec![a("127.0.0.1:8080"), fellow],
+            ..SeedConfig::default()
+        };
+        let mut s = seed(cfg);
+        connect_and_register(&mut s, 1, 5000);
+        let _ = drain(&mut s);
+        let notice = DeadNode {
+            dead: a("127.0.0.1:5999"),
+            ts: Timestamp::parse("1").unwrap(),
+            reporter: a("127.0.0.1:5000"),
+        };
+        s.handle(
+            Time(1),
+            Input::Received {
+                conn: ConnId::new(1),
+                msg: Message::DeadNode(notice),
+            },
+        );
+        let outs = drain(&mut s);
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Connect { addr } if *addr == fellow)),
             "{outs:?}"
         );
     }

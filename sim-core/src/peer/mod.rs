@@ -359,6 +359,11 @@ impl PeerNode {
             .map(|(a, _)| *a)
     }
 
+    /// Connections open: seeds, dials, handshakes and neighbour links.
+    pub fn connections(&self) -> usize {
+        self.open_connections()
+    }
+
     /// Connections open: table entries and neighbour links.
     fn open_connections(&self) -> usize {
         let links = self.neighbours.values().filter(|n| n.conn().is_some());

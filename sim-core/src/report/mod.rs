@@ -357,7 +357,9 @@ impl Observer for Recorder {
                 }
             }
             WorldEvent::Restarted { .. } => {} // PeerStarted resets the state
-            WorldEvent::PartitionStarted(_) | WorldEvent::PartitionHealed(_) => {}
+            WorldEvent::PartitionStarted(_)
+            | WorldEvent::PartitionHealed(_)
+            | WorldEvent::ConnectionsReset { .. } => {}
         }
         if self.keep_log {
             let line = format!("{}:{event}", self.stamp(at));

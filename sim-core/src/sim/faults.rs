@@ -45,6 +45,14 @@ pub enum Fault {
         /// When it heals.
         end: Time,
     },
+    /// Every connection of the peer is reset (a middlebox or NAT forgot them); the peer
+    /// keeps running, and both ends of each connection see it close.
+    Reset {
+        /// Peer index.
+        peer: usize,
+        /// When.
+        at: Time,
+    },
     /// A seed stops; the peers connected to it see the connections close.
     SeedCrash {
         /// Seed index (0-based).
@@ -61,6 +69,7 @@ impl Fault {
             Fault::Crash { at, .. }
             | Fault::SilentFail { at, .. }
             | Fault::Restart { at, .. }
+            | Fault::Reset { at, .. }
             | Fault::SeedCrash { at, .. } => *at,
             Fault::Partition { start, .. } => *start,
         }
@@ -78,7 +87,8 @@ impl Fault {
         match self {
             Fault::Crash { peer, .. }
             | Fault::SilentFail { peer, .. }
-            | Fault::Restart { peer, .. } => peer_ok(*peer),
+            | Fault::Restart { peer, .. }
+            | Fault::Reset { peer, .. } => peer_ok(*peer),
             Fault::Partition { a, b, start, end } => {
                 if a.is_empty() || b.is_empty() || a.end > peers || b.end > peers {
                     return Err(format!(
@@ -100,7 +110,7 @@ impl Fault {
         }
     }
 
-    /// Parses `PEER@TIME` for `--crash`, `--silent-fail` and `--restart`; PEER is an index
+    /// Parses `PEER@TIME` for `--crash`, `--silent-fail`, `--restart` and `--reset`; PEER is an index
     /// or a simulated peer's `IP:PORT`.
     pub fn parse_peer_at(s: &str) -> Result<(usize, Time), String> {
         parse_who_at(s, "peer", layout::peer_index)
@@ -172,6 +182,7 @@ impl fmt::Display for Fault {
             Fault::Crash { peer, at } => write!(f, "crash {peer}@{}", secs(at)),
             Fault::SilentFail { peer, at } => write!(f, "silent-fail {peer}@{}", secs(at)),
             Fault::Restart { peer, at } => write!(f, "restart {peer}@{}", secs(at)),
+            Fault::Reset { peer, at } => write!(f, "reset {peer}@{}", secs(at)),
             Fault::Partition { a, b, start, end } => write!(
                 f,
                 "partition {}-{}|{}-{}@{}..{}",

@@ -8,6 +8,7 @@ mod faults;
 pub mod layout;
 mod net;
 mod queue;
+mod spoofer;
 mod trace;
 
 use core::fmt;
@@ -20,6 +21,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use faults::Fault;
 pub use net::Latency;
+pub use spoofer::{Spoofer, Spoofing};
 
 use crate::addr::NodeAddr;
 use crate::digest::DigestMemo;
@@ -63,6 +65,9 @@ pub struct SimConfig {
     /// 127.0.0.1:5000..). A comparison with a real run passes the real run's addresses, so
     /// that capacities and message texts match.
     pub addresses: Option<Addresses>,
+    /// A hostile client at [`Spoofing::ADDR`] that registers itself, reports listed peers
+    /// dead in its own name and tries to register others' addresses (fault campaigns).
+    pub spoofer: Option<Spoofing>,
 }
 
 /// Explicit node addresses for a simulated run.
@@ -93,6 +98,7 @@ impl Default for SimConfig {
             join_interval: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(3),
             addresses: None,
+            spoofer: None,
         }
     }
 }
@@ -105,6 +111,13 @@ impl SimConfig {
                 "--seeds must be from 1 to {SEEDS_MAX}, not {}",
                 self.seeds
             ));
+        }
+        if let Some(s) = &self.spoofer
+            && (s.every == Duration::ZERO || s.end < s.start)
+        {
+            return Err(
+                "a spoofing client needs a round interval and an end after its start".into(),
+            );
         }
         if self.peers > layout::PEERS_MAX {
             return Err(format!("--peers must be at most {}", layout::PEERS_MAX));
@@ -189,6 +202,11 @@ pub enum WorldEvent {
         /// The node.
         node: NodeAddr,
     },
+    /// A running node's connections were all reset.
+    ConnectionsReset {
+        /// The node.
+        node: NodeAddr,
+    },
     /// A partition began.
     PartitionStarted(String),
     /// A partition healed.
@@ -204,6 +222,9 @@ impl fmt::Display for WorldEvent {
             } => write!(f, "Fault: {node} crashed"),
             WorldEvent::Down { node, silent: true } => write!(f, "Fault: {node} failed silently"),
             WorldEvent::Restarted { node } => write!(f, "Fault: {node} restarted"),
+            WorldEvent::ConnectionsReset { node } => {
+                write!(f, "Fault: {node}'s connections were reset")
+            }
             WorldEvent::PartitionStarted(p) => write!(f, "Fault: {p} started"),
             WorldEvent::PartitionHealed(p) => write!(f, "Fault: {p} healed"),
         }
@@ -342,6 +363,8 @@ pub struct World {
     gossip: Vec<Option<(Arc<Gossip>, u32)>>,
     /// What every peer shares (settings, seed list, memo).
     peer_ctx: Arc<PeerContext>,
+    /// The spoofing client, node `seeds + peers`, if the run has one.
+    spoofer: Option<Spoofer>,
 }
 
 impl World {
@@ -376,6 +399,14 @@ impl World {
                 incarnation: 0,
             });
         }
+        let spoofer = cfg.spoofer.map(|plan| {
+            nodes.push(NodeSlot {
+                addr: Spoofing::ADDR,
+                status: Status::Waiting,
+                incarnation: 0,
+            });
+            Spoofer::new(Spoofing::ADDR, cfg.seed_addrs(), plan)
+        });
         let index = match &cfg.addresses {
             None => Index::Layout,
             Some(_) => Index::Map(
@@ -402,8 +433,13 @@ impl World {
             free_payloads: Vec::new(),
             gossip: Vec::new(),
             peer_ctx,
+            spoofer,
             cfg,
         };
+        if w.spoofer.is_some() {
+            let node = (w.cfg.seeds + w.cfg.peers) as u32;
+            w.schedule(Time::ZERO, Entry::new(Kind::Start, node, 0));
+        }
         for j in 0..w.cfg.seeds {
             w.schedule(Time::ZERO, Entry::new(Kind::Start, j as u32, 0));
         }
@@ -706,6 +742,14 @@ impl World {
             while let Some(out) = self.seed_nodes[i].poll_output() {
                 self.apply(node, out, obs);
             }
+        } else if i >= seeds + self.peer_nodes.len() {
+            let Some(s) = self.spoofer.as_mut() else {
+                return;
+            };
+            s.handle(now, input);
+            while let Some(out) = self.spoofer.as_mut().and_then(|s| s.poll_output()) {
+                self.apply(node, out, obs);
+            }
         } else {
             self.peer_nodes[i - seeds].handle(now, input);
             // A flood's sends each read their link: start loading all of them at once.
@@ -846,6 +890,9 @@ impl World {
         match &self.index {
             Index::Map(m) => m.get(&addr).copied(),
             Index::Layout => {
+                if addr == Spoofing::ADDR && self.spoofer.is_some() {
+                    return u32::try_from(self.cfg.seeds + self.cfg.peers).ok();
+                }
                 let i = match layout::seed_index(addr) {
                     Some(j) if j < self.cfg.seeds => j,
                     _ => {
@@ -932,6 +979,9 @@ impl World {
         }
         let remote = self.nodes[target.node as usize].addr;
         let conn = ConnId::new(net::conn_id(l.serial(), slot));
+        if let Some(l) = self.net.get_mut(slot) {
+            l.establish();
+        }
         self.feed(
             dialer.node,
             Input::Connected {
@@ -971,10 +1021,20 @@ impl World {
             return;
         };
         let (end, was_open) = (l.ends[to], l.is_open(to));
+        // A reset that reaches the dialer before its handshake did fails the dial.
+        let failed_dial = to == 0 && !l.established();
+        let far = l.ends[1 - to].node;
         l.close(to);
         let conn = net::conn_id(l.serial(), slot);
         if !l.is_open(0) && !l.is_open(1) {
             self.net.remove(slot);
+        }
+        if failed_dial {
+            if was_open && self.is_current(end.node, end.incarnation) {
+                let addr = self.nodes[far as usize].addr;
+                self.feed(end.node, Input::ConnectFailed { addr }, obs);
+            }
+            return;
         }
         if was_open && self.is_current(end.node, end.incarnation) {
             self.feed(
@@ -1007,10 +1067,33 @@ impl World {
             Fault::SeedCrash { seed, .. } => self.take_down(seed as u32, false, obs),
             Fault::SilentFail { peer, .. } => self.take_down(seeds + peer as u32, true, obs),
             Fault::Restart { peer, .. } => self.restart(peer, obs),
+            Fault::Reset { peer, .. } => self.reset_connections(seeds + peer as u32, obs),
             Fault::Partition { end, .. } => {
                 let e = WorldEvent::PartitionStarted(self.cfg.faults[k].to_string());
                 self.world_event(e, obs);
                 self.schedule(end, Entry::new(Kind::PartitionHeals, k as u32, 0));
+            }
+        }
+    }
+
+    /// Resets every open connection of a running `node`: it hears `Closed` at once, the far
+    /// ends a latency later.
+    fn reset_connections(&mut self, node: u32, obs: &mut dyn Observer) {
+        if self.nodes[node as usize].status != Status::Up {
+            return;
+        }
+        let addr = self.nodes[node as usize].addr;
+        self.world_event(WorldEvent::ConnectionsReset { node: addr }, obs);
+        let incarnation = self.nodes[node as usize].incarnation;
+        for (slot, side) in self.net.open_ends_of(node, incarnation) {
+            let Some(l) = self.net.get_mut(slot) else {
+                continue;
+            };
+            l.close(side);
+            let conn = ConnId::new(net::conn_id(l.serial(), slot));
+            self.notify_close(slot, 1 - side);
+            if self.is_current(node, incarnation) {
+                self.feed(node, Input::Closed { conn }, obs);
             }
         }
     }

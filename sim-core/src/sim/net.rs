@@ -81,11 +81,11 @@ pub(super) struct End {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Link {
     pub(super) ends: [End; 2],
-    /// Three flags and a count in one word (24 bytes a link, not 28): which ends still have
+    /// Four flags and a count in one word (24 bytes a link, not 28): which ends still have
     /// the connection open (bits 0 and 1, one per side); [`REMOVED`], the link is forgotten
     /// (both ends closed, or the dial failed), nothing on it happens any more and its slot is
-    /// reused once no queued entry refers to it; and above them, the queued entries that
-    /// refer to the link.
+    /// reused once no queued entry refers to it; [`ESTABLISHED`], the dialer was told it
+    /// connected; and above them, the queued entries that refer to the link.
     state: u32,
     /// The link's number in the order links were made, from 1 (the `ConnId`'s high half).
     serial: u32,
@@ -93,7 +93,8 @@ pub(super) struct Link {
 
 const OPEN_BOTH: u32 = 0b11;
 const REMOVED: u32 = 0b100;
-const PENDING_ONE: u32 = 0b1000;
+const ESTABLISHED: u32 = 0b1000;
+const PENDING_ONE: u32 = 0b1_0000;
 /// A count that reached this stays (2^29 entries on one link would take 8 GiB of queue): its
 /// slot is then never reused, which wastes 24 bytes and is never wrong.
 const PENDING_STUCK: u32 = u32::MAX / PENDING_ONE;
@@ -121,6 +122,16 @@ impl Link {
 
     pub(super) fn serial(&self) -> u32 {
         self.serial
+    }
+
+    /// The dialer was told it connected: a close it hears now is a closed connection, not a
+    /// failed dial.
+    pub(super) fn established(&self) -> bool {
+        self.state & ESTABLISHED != 0
+    }
+
+    pub(super) fn establish(&mut self) {
+        self.state |= ESTABLISHED;
     }
 }
 
