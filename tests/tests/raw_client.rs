@@ -523,3 +523,67 @@ fn a_seed_answers_within_100_ms_while_1000_idle_and_1000_garbage_connections_are
     drop(garbage);
     s.shutdown();
 }
+
+/// Every seed of a crashed peer removes it, even when its lone reporter registered with
+/// other seeds only: the seed that heard the report does not list the peer, passes the
+/// report to its fellow seed, which checks the peer itself (two refused dials) and removes
+/// it, within the bound the README states (here, with the check's 5 s deadline, far less).
+#[test]
+fn a_lone_reporters_report_reaches_the_seed_that_lists_the_crashed_peer() {
+    let rt = runtime();
+    // The second seed's port is chosen by the OS first, so that each seed can name the other.
+    let b_port = dead_port();
+    let b_addr = NodeAddr::new([127, 0, 0, 1].into(), b_port);
+    let a = seed(
+        &rt,
+        SeedConfig {
+            fellows: vec![b_addr],
+            ..SeedConfig::default()
+        },
+    );
+    let b = rt
+        .spawn_seed(
+            Listen::loopback(b_port),
+            SeedConfig {
+                fellows: vec![a.addr()],
+                ..SeedConfig::default()
+            },
+            seed_rng(1, 1),
+        )
+        .expect("listen");
+    // The crashed peer registered with seed B only; nothing listens at its address now.
+    let gone = dead_port();
+    let mut victim = Client::to(b.addr());
+    victim.send(format!("register:127.0.0.1:{gone}\n").as_bytes());
+    assert_eq!(victim.line(), "registered successfully");
+    let mut watcher = Client::to(b.addr());
+    watcher.send(b"register:127.0.0.1:6301\n");
+    assert_eq!(watcher.line(), "registered successfully");
+    // Its lone reporter registered with seed A only.
+    let mut reporter = Client::to(a.addr());
+    reporter.send(b"register:127.0.0.1:6300\n");
+    assert_eq!(reporter.line(), "registered successfully");
+    let started = std::time::Instant::now();
+    reporter.send(format!("Dead Node:127.0.0.1:{gone}:1.0:127.0.0.1:6300\n").as_bytes());
+    // Seed B removes it and tells the peers it knows, in its fellow's name.
+    assert_eq!(
+        watcher.line(),
+        format!("Dead Node:127.0.0.1:{gone}:1.0:{}", a.addr())
+    );
+    let took = started.elapsed();
+    assert!(took < StdDuration::from_secs(6), "removed after {took:?}");
+    watcher.send(b"peer list\n");
+    assert_eq!(watcher.line(), "peer list:127.0.0.1#6301");
+    let a_addr = a.addr();
+    a.shutdown();
+    b.shutdown();
+    let rec = rt.take_recorder();
+    assert!(log_has(
+        &rec,
+        &format!("Dead Node:127.0.0.1:{gone} reported by 127.0.0.1:6300: already removed")
+    ));
+    assert!(log_has(
+        &rec,
+        &format!("Dead Node:127.0.0.1:{gone} reported by {a_addr}: removed")
+    ));
+}
