@@ -326,6 +326,8 @@ struct Checker {
     incarnation: HashMap<NodeAddr, u32>,
     /// First deliveries, by receiver incarnation and identity; look-ups only.
     delivered: HashSet<(NodeAddr, u32, String)>,
+    /// The incarnation that originated each message, by identity; look-ups only.
+    originated: HashMap<String, u32>,
     /// Crashed or silent peers: when, their seeds then, and their running mutual neighbours
     /// with their incarnations.
     downs: Vec<Down>,
@@ -349,6 +351,7 @@ impl Checker {
             rec,
             incarnation: HashMap::new(),
             delivered: HashSet::new(),
+            originated: HashMap::new(),
             downs: Vec::new(),
             seed_down: BTreeMap::new(),
             violations: Vec::new(),
@@ -370,9 +373,15 @@ impl Observer for Checker {
     fn event(&mut self, at: Time, node: NodeAddr, event: &Event) {
         match event {
             Event::PeerStarted { .. } => *self.incarnation.entry(node).or_default() += 1,
+            Event::GossipOriginated { message, .. } => {
+                let inc = self.incarnation.get(&node).copied().unwrap_or(0);
+                self.originated.insert(message.identity(), inc);
+            }
             Event::GossipDelivered { message, .. } => {
                 let inc = self.incarnation.get(&node).copied().unwrap_or(0);
-                if message.origin == node {
+                // A restarted peer has forgotten what its earlier incarnation sent.
+                let mine = self.originated.get(&message.identity()) == Some(&inc);
+                if message.origin == node && mine {
                     self.violate(format!(
                         "{at}: {node} was delivered its own message {}",
                         message.identity()

@@ -385,7 +385,7 @@ pub enum Event {
         dead: NodeAddr,
         /// Who reported it.
         reporter: NodeAddr,
-        /// Reports of this reporter dismissed in a row (it is muted at
+        /// Reports of this reporter dismissed in a row (its reports are held at
         /// [`crate::seed::DISMISSALS_MAX`]).
         dismissed: u32,
     },

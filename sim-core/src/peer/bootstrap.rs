@@ -143,6 +143,16 @@ impl PeerNode {
             );
         }
         self.out.event(Event::Registered { seed });
+        let conn = self.seed_mut(seed).and_then(|s| s.conn);
+        let mut unreported = Vec::new();
+        self.unjoin(|j| unreported = std::mem::take(&mut j.unreported));
+        if let Some(conn) = conn {
+            for notice in unreported {
+                let dead = notice.dead;
+                self.out.send(conn, Message::DeadNode(notice));
+                self.out.event(Event::DeadNodeReported { dead, seed });
+            }
+        }
     }
 
     /// Under a policy that picks by degree, tell the registered seeds our degree (it changed).

@@ -71,7 +71,17 @@ impl PeerNode {
             ts: ts.clone(),
             reporter: self.addr,
         };
-        for (seed, conn) in self.registered_seeds() {
+        let seeds = self.registered_seeds();
+        if seeds.is_empty() {
+            // No seed to tell now (our seed connections were reset): the next one that
+            // registers us is told.
+            let j = self.joining_mut();
+            if j.unreported.len() >= super::UNREPORTED_MAX {
+                j.unreported.remove(0);
+            }
+            j.unreported.push(notice.clone());
+        }
+        for (seed, conn) in seeds {
             self.out.send(conn, Message::DeadNode(notice.clone()));
             self.out.event(Event::DeadNodeReported { dead: peer, seed });
         }

@@ -190,7 +190,13 @@ struct Joining {
     dialing: VecSet<NodeAddr>,
     /// Malformed frames so far on a connection that sent any (counted up to 255).
     bad_frames: VecMap<ConnId, u8>,
+    /// Dead-node reports made while no seed was registered (its connections were reset):
+    /// sent to the next seed that registers us, at most [`UNREPORTED_MAX`] of them.
+    unreported: Vec<crate::wire::DeadNode>,
 }
+
+/// Reports a peer keeps for a seed while none is registered.
+pub const UNREPORTED_MAX: usize = 64;
 
 impl Joining {
     fn is_empty(&self) -> bool {
@@ -198,6 +204,7 @@ impl Joining {
             && self.degrees.is_empty()
             && self.dialing.is_empty()
             && self.bad_frames.is_empty()
+            && self.unreported.is_empty()
     }
 }
 
@@ -207,6 +214,7 @@ static NOT_JOINING: Joining = Joining {
     degrees: VecMap::new(),
     dialing: VecSet::new(),
     bad_frames: VecMap::new(),
+    unreported: Vec::new(),
 };
 
 /// What `joining` holds (a function of the field alone, so that other fields can be borrowed
