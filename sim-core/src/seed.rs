@@ -127,6 +127,20 @@ struct Probe {
     tell_fellows: bool,
 }
 
+/// Reports of one accused peer waiting for a check.
+#[derive(Debug)]
+struct Pending {
+    /// The reports, from distinct reporters (at most [`PENDING_REPORTERS_MAX`]): the check
+    /// is due once any of them is not held, so a held spoofer's report of a peer cannot
+    /// delay a true one.
+    notices: Vec<DeadNode>,
+    /// A registered peer reported it (not only a fellow seed).
+    tell_fellows: bool,
+}
+
+/// Reporters a pending entry keeps.
+pub const PENDING_REPORTERS_MAX: usize = 4;
+
 /// What a seed remembers of a reporter whose reports it dismissed or passed on.
 #[derive(Debug, Default, Clone, Copy)]
 struct Reporter {
@@ -179,7 +193,7 @@ pub struct SeedNode {
     reporters: VecMap<NodeAddr, Reporter>,
     /// Reports waiting for a check (their reporter is held, or every check slot is taken),
     /// one per accused peer this seed lists: at most as many as it lists.
-    pending: VecMap<NodeAddr, (DeadNode, bool)>,
+    pending: VecMap<NodeAddr, Pending>,
     /// The latest removals, oldest first (at most [`RECENT_REMOVALS`]).
     recently_removed: std::collections::VecDeque<NodeAddr>,
     /// Removals to tell fellow seeds about, while a dial to each is under way.
@@ -319,7 +333,8 @@ impl SeedNode {
         let probes = self.probes.iter().map(|p| p.deadline);
         let holds = self.pending_holds();
         if let Some(next) = pending.chain(probes).chain(holds).min() {
-            self.out.arm(TimerId::Handshake, next);
+            // A deadline already past (rearmed outside the timer) is due now.
+            self.out.arm(TimerId::Handshake, next.max(self.now));
         }
     }
 
@@ -501,11 +516,23 @@ impl SeedNode {
             .filter(|t| *t > self.now)
     }
 
-    /// The ends of the holds that pending reports wait for.
+    /// The ends of the holds that pending reports wait for (entries whose reporters are all
+    /// held: the first hold to end makes it due).
     fn pending_holds(&self) -> impl Iterator<Item = Time> + '_ {
-        self.pending
-            .values()
-            .filter_map(|(n, _)| self.held_until(n.reporter))
+        self.pending.values().filter_map(|p| {
+            p.notices
+                .iter()
+                .map(|n| self.held_until(n.reporter))
+                .collect::<Option<Vec<Time>>>()
+                .and_then(|holds| holds.into_iter().min())
+        })
+    }
+
+    /// The report of a pending entry whose reporter is not held, if any.
+    fn due_notice(&self, p: &Pending) -> Option<usize> {
+        p.notices
+            .iter()
+            .position(|n| self.held_until(n.reporter).is_none())
     }
 
     /// Starts checking the peer `notice` accuses, unless it is being checked already. A
@@ -535,18 +562,33 @@ impl SeedNode {
             self.launch(notice, tell_fellows);
             return;
         };
-        // One entry per accused: a report of a reporter that is not held replaces one that is.
-        let replace = match self.pending.get(&dead) {
-            None => true,
-            Some((held, _)) => {
-                self.held_until(held.reporter).is_some() && self.held_until(reporter).is_none()
+        // One entry per accused, with up to four reporters; when full, a report of a
+        // reporter that is not held takes the place of one that is.
+        let reporter_held = self.held_until(reporter).is_some();
+        let held_slot = self.pending.get(&dead).and_then(|p| {
+            p.notices
+                .iter()
+                .position(|n| self.held_until(n.reporter).is_some())
+        });
+        match self.pending.get_mut(&dead) {
+            None => {
+                self.pending.insert(
+                    dead,
+                    Pending {
+                        notices: vec![notice],
+                        tell_fellows,
+                    },
+                );
             }
-        };
-        if replace {
-            let tell = tell_fellows || self.pending.get(&dead).is_some_and(|(_, t)| *t);
-            self.pending.insert(dead, (notice, tell));
-        } else if let Some((_, t)) = self.pending.get_mut(&dead) {
-            *t |= tell_fellows;
+            Some(p) => {
+                p.tell_fellows |= tell_fellows;
+                let known = p.notices.iter().any(|n| n.reporter == reporter);
+                if !known && p.notices.len() < PENDING_REPORTERS_MAX {
+                    p.notices.push(notice);
+                } else if let Some(i) = held_slot.filter(|_| !known && !reporter_held) {
+                    p.notices[i] = notice;
+                }
+            }
         }
         self.out.event(Event::DeadReportIgnored {
             dead,
@@ -577,19 +619,19 @@ impl SeedNode {
         if self.pending.is_empty() {
             return;
         }
-        let due: Vec<NodeAddr> = self
+        let due: Vec<(NodeAddr, usize)> = self
             .pending
             .iter()
-            .filter(|(_, (n, _))| self.held_until(n.reporter).is_none())
-            .map(|(d, _)| *d)
+            .filter_map(|(d, p)| self.due_notice(p).map(|i| (*d, i)))
             .collect();
-        for dead in due {
+        for (dead, i) in due {
             if self.probes.len() >= PROBES_MAX {
                 break;
             }
-            let Some((notice, tell)) = self.pending.remove(&dead) else {
+            let Some(mut p) = self.pending.remove(&dead) else {
                 continue;
             };
+            let (notice, tell) = (p.notices.swap_remove(i), p.tell_fellows);
             if !self.index.contains_key(&dead) {
                 continue;
             }
@@ -1178,6 +1220,86 @@ mod tests {
         assert!(
             outs.iter()
                 .any(|o| matches!(o, Output::Connect { addr } if *addr == a("127.0.0.1:5002"))),
+            "{outs:?}"
+        );
+    }
+
+    #[test]
+    fn a_held_reporters_report_does_not_delay_a_true_report_of_the_same_peer() {
+        // 70 peers registered; 5000 will be held, 5001 is not.
+        let mut s = seed(SeedConfig::default());
+        for i in 0..70u16 {
+            connect_and_register(&mut s, u64::from(i) + 1, 5000 + i);
+        }
+        let _ = drain(&mut s);
+        let at = |port: u16| NodeAddr::new([127, 0, 0, 1].into(), port);
+        let mut now = Time::ZERO;
+        let mut tick = || {
+            now = now + Duration::from_millis(1);
+            now
+        };
+        let say = |s: &mut SeedNode, now: Time, conn: u64, from: u16, dead: u16| {
+            let notice = DeadNode {
+                dead: at(dead),
+                ts: Timestamp::parse("1").unwrap(),
+                reporter: at(from),
+            };
+            let msg = Message::DeadNode(notice);
+            s.handle(
+                now,
+                Input::Received {
+                    conn: ConnId::new(conn),
+                    msg,
+                },
+            );
+            drain(s)
+        };
+        // The accused `dead` answers the check on `probe`.
+        let answers = |s: &mut SeedNode, now: Time, probe: u64, dead: u16| {
+            let conn = ConnId::new(probe);
+            let connected = Input::Connected {
+                conn,
+                remote: at(dead),
+                outbound: true,
+            };
+            s.handle(now, connected);
+            let _ = drain(s);
+            let msg = Message::LivenessReply {
+                ts: Timestamp::parse("1").unwrap(),
+                to: a("127.0.0.1:8080"),
+                from: at(dead),
+            };
+            s.handle(now, Input::Received { conn, msg });
+            drain(s)
+        };
+        // Two of 5000's reports are dismissed; a third is being checked.
+        for (k, dead) in [5002u16, 5003].into_iter().enumerate() {
+            let _ = say(&mut s, tick(), 1, 5000, dead);
+            let _ = answers(&mut s, tick(), 1000 + k as u64, dead);
+        }
+        let _ = say(&mut s, tick(), 1, 5000, 5004);
+        // 5001 fills every other check slot.
+        for dead in 5005..5004 + PROBES_MAX as u16 {
+            let _ = say(&mut s, tick(), 2, 5001, dead);
+        }
+        // Both accuse 5069, which waits for a slot; 5000 is not held yet.
+        for from in [5000, 5001] {
+            let outs = say(&mut s, tick(), u64::from(from - 4999), from, 5069);
+            assert!(!outs.iter().any(|o| matches!(o, Output::Connect { .. })));
+        }
+        // 5004 answers: 5000's third dismissal, and it is held. The freed slot goes to 5069
+        // at once, on 5001's report.
+        let outs = answers(&mut s, tick(), 1002, 5004);
+        assert!(
+            outs.iter().any(|o| matches!(
+                o,
+                Output::Event(Event::DeadReportDismissed { dismissed: 3, .. })
+            )),
+            "{outs:?}"
+        );
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Connect { addr } if *addr == at(5069))),
             "{outs:?}"
         );
     }
