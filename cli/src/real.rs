@@ -147,6 +147,14 @@ fn summary(s: &RunSummary) {
             format!("{registered} peers registered, {removed} removed as dead"),
         );
     }
+    let d = s.descriptors;
+    row(
+        "descriptors",
+        format!(
+            "limit {}, up to {} connections, {} refused busy, {} silent ones closed to make room",
+            d.limit, d.connections_max, d.refused, d.evicted
+        ),
+    );
     let cpu = s.cpu_s.map_or("unknown".into(), |c| format!("{c:.2} s"));
     row(
         "time",

@@ -237,3 +237,84 @@ fn a_gossip_body_with_terminal_escapes_is_printed_escaped() {
         "{printed:?}"
     );
 }
+
+/// Issue 15's exhaustion: a seed under a 1 024-descriptor limit (hard and soft), with 2 000
+/// connections attempted and held open by a client that never speaks, answers a legitimate
+/// `register` + `peer list` within 100 ms, and its summary says what it refused and closed.
+#[test]
+fn a_seed_under_a_1024_descriptor_limit_answers_while_2000_connections_are_held() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            &format!("ulimit -n 1024 && exec {BIN} seed --port 0 --config none.txt --out run"),
+        ])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh starts");
+    let (tx, lines) = mpsc::channel();
+    let out = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    let seed = Guard { child, lines };
+    let addr = seed
+        .line_with(" listening on ")
+        .rsplit(' ')
+        .next()
+        .expect("an address")
+        .to_owned();
+    let target: std::net::SocketAddr = addr.parse().expect("an address");
+    let mut held = Vec::new();
+    for _ in 0..2000 {
+        if let Ok(s) = TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
+            held.push(s);
+        }
+    }
+    // Let the seed accept (or refuse) what is queued before the peer comes.
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let mut peer = TcpStream::connect_timeout(&target, Duration::from_secs(1)).expect("connects");
+    peer.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let port = peer.local_addr().expect("local").port();
+    peer.write_all(format!("register:127.0.0.1:{port}\npeer list\n").as_bytes())
+        .expect("write");
+    let mut got = String::new();
+    let mut buf = [0u8; 512];
+    while got.matches('\n').count() < 2 {
+        let n = peer.read(&mut buf).expect("the seed answers");
+        assert!(n > 0, "closed; got {got:?}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let took = started.elapsed();
+    assert!(
+        got.starts_with("registered successfully\npeer list:"),
+        "{got:?}"
+    );
+    assert!(took < Duration::from_millis(100), "answered in {took:?}");
+    println!("answered in {took:?} with {} connections held", held.len());
+    drop(held);
+    seed.interrupt();
+    let row = seed.line_with("descriptors");
+    let mut seed = seed;
+    assert!(seed.wait().success());
+    let s = summary(&dir.path().join("run"));
+    assert_eq!(s["descriptor_limit"], 1024, "{row}");
+    let max = s["connections_max"].as_u64().expect("a count");
+    let turned = s["connections_refused_busy"].as_u64().unwrap_or(0)
+        + s["connections_evicted"].as_u64().unwrap_or(0);
+    assert!(max < 400, "{row}");
+    // Only `max` fit: of the 2 000 (some may still wait in the kernel's accept queue when
+    // the test ends), most were turned away, none by a failed accept.
+    assert!(turned >= 1000, "{row}");
+}

@@ -66,6 +66,8 @@ pub struct RunSummary {
     pub out: PathBuf,
     /// Per seed of this process: peers it registered, and dead peers it removed.
     pub seeds: Vec<(NodeAddr, usize, usize)>,
+    /// The descriptor budget and what it refused.
+    pub descriptors: crate::fds::FdFigures,
 }
 
 /// The seeds at `listens`, until stopped.
@@ -208,8 +210,13 @@ fn finish(
     let cpu_s = process_cpu_seconds();
     let rec = rt.take_recorder();
     let memo = rt.memo_stats();
+    let fds = rt.descriptors();
     let extra = json!({
         "driver": "real",
+        "descriptor_limit": fds.limit,
+        "connections_max": fds.connections_max,
+        "connections_refused_busy": fds.refused,
+        "connections_evicted": fds.evicted,
         "seed": opts.run_seed,
         "command": opts.command,
         "parameters": params,
@@ -235,6 +242,7 @@ fn finish(
         .collect();
     Ok(RunSummary {
         seeds,
+        descriptors: fds,
         outcome: rec.outcome(),
         wall_s,
         cpu_s,

@@ -21,6 +21,7 @@ use sim_core::sim::WorldEvent;
 use sim_core::time::Time;
 use sim_core::wire::{Message, WireError, decode};
 
+use crate::fds::FdToken;
 use crate::frame::{Frame, LineReader};
 use crate::runtime::Shared;
 
@@ -72,6 +73,12 @@ struct ConnIo {
     remote: NodeAddr,
     queue: SyncSender<Vec<u8>>,
     stream: TcpStream,
+    /// Accepted (not dialed).
+    inbound: bool,
+    /// It sent a valid frame: never evicted to make room.
+    spoke: bool,
+    /// The socket's descriptor, counted against the budget.
+    _fd: FdToken,
 }
 
 /// Accepts connections until `stop` is set (and a connection wakes it).
@@ -200,6 +207,13 @@ impl<N: Node> Driver<N> {
         match msg {
             Ctl::Accepted(stream) => self.accepted(stream),
             Ctl::Dialed { addr, result } => match result {
+                Ok(_) if !self.shared.fds.has_room() => {
+                    self.shared.fds.refused();
+                    self.note(format!(
+                        "connection to {addr} dropped: the descriptor budget is spent"
+                    ));
+                    self.feed(Input::ConnectFailed { addr });
+                }
                 Ok(stream) => self.open(stream, addr, true),
                 Err(e) => {
                     self.note(format!("cannot connect to {addr}: {e}"));
@@ -207,7 +221,8 @@ impl<N: Node> Driver<N> {
                 }
             },
             Ctl::Frame { conn, frame } => {
-                if self.conns.contains_key(&conn) {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.spoke |= frame.is_ok();
                     let input = match frame {
                         Ok(msg) => Input::Received { conn, msg },
                         Err(error) => Input::Malformed { conn, error },
@@ -238,14 +253,62 @@ impl<N: Node> Driver<N> {
             // nothing to serve.
             Ok(SocketAddr::V6(_)) | Err(_) => return,
         };
+        if !self.shared.fds.has_room() && !self.evict_for(remote) {
+            self.refuse_busy(&stream, remote);
+            return;
+        }
         self.open(stream, remote, false);
+    }
+
+    /// Closes the oldest inbound connection that has said nothing valid, to make room for
+    /// one from `newcomer`; whether the budget then has room.
+    fn evict_for(&mut self, newcomer: NodeAddr) -> bool {
+        let victim = self
+            .conns
+            .iter()
+            .find(|(_, c)| c.inbound && !c.spoke)
+            .map(|(id, _)| *id);
+        let Some(conn) = victim else {
+            return false;
+        };
+        if let Some(c) = self.conns.remove(&conn) {
+            let _ = c.stream.shutdown(Shutdown::Both);
+            self.shared.fds.evicted();
+            let n = self.shared.fds.figures().evicted;
+            if n.is_power_of_two() {
+                self.note(format!(
+                    "descriptor budget spent: closed {} (silent) to serve {newcomer} ({n} so far)",
+                    c.remote
+                ));
+            }
+            self.feed(Input::Closed { conn });
+        }
+        self.shared.fds.has_room_after_eviction()
+    }
+
+    /// Answers `busy` on an accepted socket the budget cannot serve, and drops it.
+    fn refuse_busy(&self, stream: &TcpStream, remote: NodeAddr) {
+        let busy = Message::Refuse {
+            reason: sim_core::wire::RefuseReason::Busy,
+        };
+        let _ = stream.set_write_timeout(Some(StdDuration::from_millis(100)));
+        let _ = (&*stream).write_all(busy.encode().as_bytes());
+        let _ = stream.shutdown(Shutdown::Both);
+        self.shared.fds.refused();
+        let figures = self.shared.fds.figures();
+        if figures.refused.is_power_of_two() {
+            self.note(format!(
+                "refused {remote}: busy, the descriptor budget ({} connections under a limit of {}) is spent ({} refused so far)",
+                figures.connections_max, figures.limit, figures.refused
+            ));
+        }
     }
 
     /// Starts the reader and writer of a new connection and tells the node.
     fn open(&mut self, stream: TcpStream, remote: NodeAddr, outbound: bool) {
         let conn = ConnId::new(self.next_conn);
         self.next_conn += 1;
-        match self.start_io(conn, stream, remote) {
+        match self.start_io(conn, stream, remote, !outbound) {
             Ok(c) => {
                 self.conns.insert(conn, c);
                 self.feed(Input::Connected {
@@ -268,26 +331,38 @@ impl<N: Node> Driver<N> {
         conn: ConnId,
         stream: TcpStream,
         remote: NodeAddr,
+        inbound: bool,
     ) -> std::io::Result<ConnIo> {
+        let fds = &self.shared.fds;
+        let fd = FdToken::take(fds);
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(self.io.write_timeout))?;
         let (queue, frames) = mpsc::sync_channel::<Vec<u8>>(self.io.write_queue_frames_max);
-        let reader = stream.try_clone()?;
-        let writer = stream.try_clone()?;
+        let reader = (stream.try_clone()?, FdToken::take(fds));
+        let writer = (stream.try_clone()?, FdToken::take(fds));
         let tx = self.tx.clone();
         std::thread::Builder::new()
             .name(format!("read {remote}"))
             .stack_size(IO_THREAD_STACK_BYTES)
-            .spawn(move || read_frames(conn, reader, &tx))?;
+            .spawn(move || {
+                let (s, _fd) = reader;
+                read_frames(conn, s, &tx);
+            })?;
         let tx = self.tx.clone();
         std::thread::Builder::new()
             .name(format!("write {remote}"))
             .stack_size(IO_THREAD_STACK_BYTES)
-            .spawn(move || write_frames(conn, writer, &frames, &tx))?;
+            .spawn(move || {
+                let (s, _fd) = writer;
+                write_frames(conn, s, &frames, &tx);
+            })?;
         Ok(ConnIo {
             remote,
             queue,
             stream,
+            inbound,
+            spoke: false,
+            _fd: fd,
         })
     }
 

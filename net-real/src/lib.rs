@@ -26,6 +26,7 @@
 pub mod app;
 pub mod config;
 mod driver;
+pub mod fds;
 pub mod frame;
 mod runtime;
 

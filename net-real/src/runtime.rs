@@ -79,6 +79,8 @@ pub(crate) struct Shared {
     sink: Mutex<Sink>,
     changed: Condvar,
     pub(crate) clock: Clock,
+    /// The process's descriptor budget.
+    pub(crate) fds: Arc<crate::fds::FdBudget>,
 }
 
 impl Shared {
@@ -223,10 +225,16 @@ impl Runtime {
                 }),
                 changed: Condvar::new(),
                 clock,
+                fds: crate::fds::FdBudget::from_process(),
             }),
             memo: DigestMemo::new(opts.hash_iterations),
             io: opts.io,
         }
+    }
+
+    /// The process's descriptor budget and what it refused so far.
+    pub fn descriptors(&self) -> crate::fds::FdFigures {
+        self.shared.fds.figures()
     }
 
     /// The process clock.

@@ -1,6 +1,7 @@
 //! `SeedNode`: the registry. Peers register, ask for the peer list, and report dead peers;
 //! the seed removes a reported peer, logs who reported it and passes the notice on.
 
+use rand::Rng;
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 
@@ -189,6 +190,8 @@ pub struct SeedNode {
     per_ip: VecMap<core::net::Ipv4Addr, u32>,
     /// Accused peers being checked (at most [`PROBES_MAX`]).
     probes: Vec<Probe>,
+    /// Registered peers per IP, for fair peer lists.
+    listed_ips: VecMap<core::net::Ipv4Addr, u32>,
     /// Reporters with dismissed reports.
     reporters: VecMap<NodeAddr, Reporter>,
     /// Reports waiting for a check (their reporter is held, or every check slot is taken),
@@ -219,6 +222,7 @@ impl SeedNode {
             per_ip: VecMap::new(),
             probes: Vec::new(),
             reporters: VecMap::new(),
+            listed_ips: VecMap::new(),
             pending: VecMap::new(),
             recently_removed: std::collections::VecDeque::new(),
             to_tell: Vec::new(),
@@ -417,6 +421,12 @@ impl SeedNode {
             let pos = u32::try_from(self.peers.len()).unwrap_or(u32::MAX);
             self.index.insert(addr, pos);
             self.peers.push(ListedPeer::plain(addr));
+            match self.listed_ips.get_mut(&addr.ip) {
+                Some(n) => *n += 1,
+                None => {
+                    self.listed_ips.insert(addr.ip, 1);
+                }
+            }
         }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.peer = Some(addr);
@@ -430,18 +440,65 @@ impl SeedNode {
 
     fn serve_list(&mut self, conn: ConnId) {
         let n = self.peers.len();
-        let peers = if n <= self.cfg.peer_list_max {
+        let k = self.cfg.peer_list_max;
+        let peers = if n <= k {
             self.peers.clone()
-        } else {
-            let mut picked = sample(&mut self.rng, n, self.cfg.peer_list_max).into_vec();
+        } else if self.listed_ips.len() <= 1 {
+            let mut picked = sample(&mut self.rng, n, k).into_vec();
             picked.sort_unstable();
             picked.into_iter().map(|i| self.peers[i]).collect()
+        } else {
+            self.fair_sample(k)
         };
         self.out.event(Event::PeerListServed {
             entries: peers.len(),
             registered: n,
         });
         self.out.send(conn, Message::PeerList { peers });
+    }
+
+    /// `k` registered peers sampled fairly across source IPs: the IPs in a random order, one
+    /// random peer of each in turn, so that one host that registered thousands of addresses
+    /// fills at most its share of a list.
+    fn fair_sample(&mut self, k: usize) -> Vec<ListedPeer> {
+        let mut by_ip: VecMap<core::net::Ipv4Addr, Vec<usize>> = VecMap::new();
+        for (i, p) in self.peers.iter().enumerate() {
+            match by_ip.get_mut(&p.addr.ip) {
+                Some(v) => v.push(i),
+                None => {
+                    by_ip.insert(p.addr.ip, vec![i]);
+                }
+            }
+        }
+        let mut groups: Vec<Vec<usize>> = by_ip.values().cloned().collect();
+        for g in &mut groups {
+            // A random order within each IP.
+            for i in (1..g.len()).rev() {
+                g.swap(i, self.rng.random_range(0..=i));
+            }
+        }
+        for i in (1..groups.len()).rev() {
+            groups.swap(i, self.rng.random_range(0..=i));
+        }
+        let mut picked = Vec::with_capacity(k);
+        let mut round = 0;
+        while picked.len() < k {
+            let before = picked.len();
+            for g in &groups {
+                if picked.len() == k {
+                    break;
+                }
+                if let Some(&i) = g.get(round) {
+                    picked.push(i);
+                }
+            }
+            if picked.len() == before {
+                break;
+            }
+            round += 1;
+        }
+        picked.sort_unstable();
+        picked.into_iter().map(|i| self.peers[i]).collect()
     }
 
     /// A dead-node report: acted on only when it comes over the connection its reporter
@@ -782,6 +839,12 @@ impl SeedNode {
         }
         self.recently_removed.push_back(dead);
         self.peers.swap_remove(pos as usize);
+        if let Some(n) = self.listed_ips.get_mut(&dead.ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.listed_ips.remove(&dead.ip);
+            }
+        }
         if let Some(moved) = self.peers.get(pos as usize) {
             self.index.insert(moved.addr, pos);
         }
@@ -1302,6 +1365,72 @@ mod tests {
                 .any(|o| matches!(o, Output::Connect { addr } if *addr == at(5069))),
             "{outs:?}"
         );
+    }
+
+    #[test]
+    fn a_flood_of_registrations_from_one_ip_fills_only_its_share_of_a_list() {
+        let mut s = seed(SeedConfig {
+            connections_per_ip_max: 4096,
+            ..SeedConfig::default()
+        });
+        let mut conn = 0;
+        let mut join = |s: &mut SeedNode, ip: [u8; 4], port: u16| {
+            conn += 1;
+            let id = ConnId::new(conn);
+            let remote = NodeAddr::new(ip.into(), 40000);
+            s.handle(
+                Time::ZERO,
+                Input::Connected {
+                    conn: id,
+                    remote,
+                    outbound: false,
+                },
+            );
+            let addr = NodeAddr::new(ip.into(), port);
+            s.handle(
+                Time::ZERO,
+                Input::Received {
+                    conn: id,
+                    msg: Message::Register { addr },
+                },
+            );
+            id
+        };
+        // 2 000 made-up addresses from one host, then 20 peers from their own hosts.
+        for port in 0..2000 {
+            join(&mut s, [10, 9, 9, 9], 1000 + port);
+        }
+        let real: Vec<NodeAddr> = (1..=20u8)
+            .map(|h| NodeAddr::new([192, 168, 0, h].into(), 5000))
+            .collect();
+        let mut last = ConnId::new(0);
+        for r in &real {
+            last = join(&mut s, r.ip.octets(), r.port);
+        }
+        let _ = drain(&mut s);
+        for _ in 0..5 {
+            s.handle(
+                Time::ZERO,
+                Input::Received {
+                    conn: last,
+                    msg: Message::PeerListRequest,
+                },
+            );
+            let list = drain(&mut s)
+                .into_iter()
+                .find_map(|o| match o {
+                    Output::Send {
+                        msg: Message::PeerList { peers },
+                        ..
+                    } => Some(peers),
+                    _ => None,
+                })
+                .expect("a list");
+            assert_eq!(list.len(), SeedConfig::default().peer_list_max.min(2020));
+            for r in &real {
+                assert!(list.iter().any(|p| p.addr == *r), "{r} missing");
+            }
+        }
     }
 
     #[test]
