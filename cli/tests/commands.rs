@@ -19,14 +19,20 @@ struct Guard {
 
 impl Guard {
     fn start(args: &[&str], dir: &Path) -> Guard {
-        let mut child = Command::new(BIN)
-            .args(args)
+        let mut cmd = Command::new(BIN);
+        cmd.args(args);
+        Guard::spawn(cmd, dir)
+    }
+
+    /// Starts `cmd` in `dir`, its stdout read line by line.
+    fn spawn(mut cmd: Command, dir: &Path) -> Guard {
+        let mut child = cmd
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("gossipnet starts");
+            .expect("the command starts");
         let (tx, lines) = mpsc::channel();
         let out = child.stdout.take().expect("piped stdout");
         std::thread::spawn(move || {
@@ -246,27 +252,12 @@ fn a_seed_under_a_1024_descriptor_limit_answers_while_2000_connections_are_held(
     use std::io::{Read, Write};
     use std::net::TcpStream;
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new("sh")
-        .args([
-            "-c",
-            &format!("ulimit -n 1024 && exec {BIN} seed --port 0 --config none.txt --out run"),
-        ])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sh starts");
-    let (tx, lines) = mpsc::channel();
-    let out = child.stdout.take().expect("piped stdout");
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                return;
-            }
-        }
-    });
-    let seed = Guard { child, lines };
+    let mut sh = Command::new("sh");
+    sh.args([
+        "-c",
+        &format!("ulimit -n 1024 && exec {BIN} seed --port 0 --config none.txt --out run"),
+    ]);
+    let seed = Guard::spawn(sh, dir.path());
     let addr = seed
         .line_with(" listening on ")
         .rsplit(' ')
