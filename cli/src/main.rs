@@ -154,6 +154,11 @@ struct RealArgs {
     /// it does not answer) or `trust` (remove at once, as the reference does).
     #[arg(long, default_value = "verify")]
     removal: Removal,
+    /// What a seed does with a new registration: `verify` (dial the address back and list it
+    /// only once it answers a liveness request) or `trust` (list it at once, as the
+    /// reference does).
+    #[arg(long, default_value = "verify")]
+    admission: sim_core::seed::Admission,
     /// Let a seed register an address whose IP is not the connection's source IP (peers
     /// behind NAT, or listening on another address than they dial from).
     #[arg(long)]
@@ -300,6 +305,11 @@ struct SimArgs {
     /// it does not answer) or `trust` (remove at once, as the reference does).
     #[arg(long, default_value = "verify")]
     removal: Removal,
+    /// What a seed does with a new registration: `verify` (dial the address back and list it
+    /// only once it answers a liveness request) or `trust` (list it at once, as the
+    /// reference does).
+    #[arg(long, default_value = "verify")]
+    admission: sim_core::seed::Admission,
     #[command(flatten)]
     protocol: ProtocolArgs,
 }
@@ -402,6 +412,7 @@ fn sim_config(a: &SimArgs) -> SimConfig {
     };
     a.protocol.apply(&mut cfg.peer);
     cfg.seed_node.removal = a.removal;
+    cfg.seed_node.admission = a.admission;
     let mut faults: Vec<Fault> = Vec::new();
     faults.extend(a.crash.iter().map(|&(peer, at)| Fault::Crash { peer, at }));
     faults.extend(

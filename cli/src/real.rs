@@ -111,6 +111,7 @@ fn seed_config(real: &RealArgs) -> SeedConfig {
     SeedConfig {
         bad_frames_max: real.bad_frames.max(1),
         removal: real.removal,
+        admission: real.admission,
         trust_advertised_ip: real.trust_advertised_ip,
         connections_per_ip_max: real.connections_per_ip.max(1),
         ..SeedConfig::default()

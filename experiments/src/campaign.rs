@@ -333,7 +333,10 @@ struct Checker {
     downs: Vec<Down>,
     /// When each seed went down.
     seed_down: BTreeMap<NodeAddr, Time>,
+    /// The first violations (at most 16 kept).
     violations: Vec<String>,
+    /// Every invariant broken, however many times.
+    broken: BTreeSet<&'static str>,
 }
 
 struct Down {
@@ -355,10 +358,12 @@ impl Checker {
             downs: Vec::new(),
             seed_down: BTreeMap::new(),
             violations: Vec::new(),
+            broken: BTreeSet::new(),
         }
     }
 
     fn violate(&mut self, v: String) {
+        self.broken.insert(violation_kind(&v));
         if self.violations.len() < 16 {
             self.violations.push(v);
         }
@@ -551,14 +556,7 @@ pub fn execute(sc: &Scenario, keep_log: bool) -> Result<Executed, String> {
         twice: false,
         digest,
         violations: chk.violations.len(),
-        broken: chk
-            .violations
-            .iter()
-            .map(|v| violation_kind(v))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect::<Vec<_>>()
-            .join(";"),
+        broken: chk.broken.iter().copied().collect::<Vec<_>>().join(";"),
         violation: chk.violations.first().cloned().unwrap_or_default(),
     };
     Ok(Executed {

@@ -65,6 +65,7 @@ pub fn parameters(cfg: &SimConfig) -> serde_json::Value {
         "topology": cfg.peer.topology.to_string(),
         "peer_list_max": cfg.seed_node.peer_list_max,
         "removal": cfg.seed_node.removal.to_string(),
+        "admission": cfg.seed_node.admission.to_string(),
     })
 }
 

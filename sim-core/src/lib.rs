@@ -15,13 +15,15 @@
 //! use sim_core::digest::DigestMemo;
 //! use sim_core::node::{ConnId, Input, Node, Output};
 //! use sim_core::peer::{PeerConfig, PeerNode};
-//! use sim_core::seed::{SeedConfig, SeedNode};
+//! use sim_core::seed::{Admission, SeedConfig, SeedNode};
 //! use sim_core::time::Time;
 //! use sim_core::wire::{decode, Message};
 //!
 //! let seed_addr = "127.0.0.1:8080".parse().unwrap();
 //! let peer_addr = "127.0.0.1:5000".parse().unwrap();
-//! let mut seed = SeedNode::new(seed_addr, SeedConfig::default(), ChaCha8Rng::seed_from_u64(1));
+//! // A seed that lists registrations at once (by default it first dials the address back).
+//! let cfg = SeedConfig { admission: Admission::Trust, ..SeedConfig::default() };
+//! let mut seed = SeedNode::new(seed_addr, cfg, ChaCha8Rng::seed_from_u64(1));
 //! let mut peer = PeerNode::new(
 //!     peer_addr,
 //!     vec![seed_addr],

@@ -12,6 +12,58 @@ use crate::time::{Duration, Time};
 use crate::vecmap::VecMap;
 use crate::wire::{DeadNode, ListedPeer, Message, RegisterRefusal, Timestamp, WireError};
 
+/// Whether a seed lists a new registration at once, or once it has reached the address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Admission {
+    /// Dial the registered address back and ask for a liveness reply; list it and answer
+    /// `registered successfully` only then (within [`SeedConfig::probe_timeout`]), else
+    /// answer `registration refused:unreachable`. Made-up addresses never enter a list.
+    #[default]
+    Verify,
+    /// List it at once, as the reference implementation does (for comparisons).
+    Trust,
+}
+
+impl std::fmt::Display for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Admission::Verify => "verify",
+            Admission::Trust => "trust",
+        })
+    }
+}
+
+impl std::str::FromStr for Admission {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "verify" => Ok(Admission::Verify),
+            "trust" => Ok(Admission::Trust),
+            _ => Err(format!(
+                "unknown admission policy {s:?}: use verify or trust"
+            )),
+        }
+    }
+}
+
+/// Registrations a seed checks at once; more are answered `registration refused:busy`.
+pub const ADMISSIONS_MAX: usize = 256;
+
+/// The dial-back check of one registration.
+#[derive(Debug)]
+struct Admit {
+    /// The registered address.
+    addr: NodeAddr,
+    /// The connection it registered on, answered when the check ends.
+    reg: ConnId,
+    /// The connection to the address, once the dial succeeded.
+    probe: Option<ConnId>,
+    /// When silence counts as unreachable.
+    deadline: Time,
+    /// A first dial was refused or closed, and the address dialed once more.
+    redialed: bool,
+}
+
 /// What a seed does with a dead-node report from a registered peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Removal {
@@ -81,6 +133,8 @@ pub struct SeedConfig {
     pub connections_per_ip_max: usize,
     /// Whether a reported peer is checked before it is removed (`verify`, the default).
     pub removal: Removal,
+    /// Whether a registration is listed at once or after a dial-back check (`verify`).
+    pub admission: Admission,
     /// How long the check of a reported peer may take: the dial and its liveness reply (5 s).
     pub probe_timeout: Duration,
     /// Added to `now` for wire timestamps, as a peer's (0 in the simulator).
@@ -104,6 +158,7 @@ impl Default for SeedConfig {
             connections_max: SEED_CONNECTIONS_MAX,
             connections_per_ip_max: 1024,
             removal: Removal::Verify,
+            admission: Admission::Verify,
             probe_timeout: Duration::from_secs(5),
             wall_offset_micros: 0,
             trust_advertised_ip: false,
@@ -190,6 +245,8 @@ pub struct SeedNode {
     per_ip: VecMap<core::net::Ipv4Addr, u32>,
     /// Accused peers being checked (at most [`PROBES_MAX`]).
     probes: Vec<Probe>,
+    /// Registrations being checked (at most [`ADMISSIONS_MAX`]).
+    admitting: Vec<Admit>,
     /// Registered peers per IP, for fair peer lists.
     listed_ips: VecMap<core::net::Ipv4Addr, u32>,
     /// Reporters with dismissed reports.
@@ -221,6 +278,7 @@ impl SeedNode {
             handshakes: VecMap::new(),
             per_ip: VecMap::new(),
             probes: Vec::new(),
+            admitting: Vec::new(),
             reporters: VecMap::new(),
             listed_ips: VecMap::new(),
             pending: VecMap::new(),
@@ -326,6 +384,9 @@ impl SeedNode {
         for dead in overdue {
             self.probe_failed(dead);
         }
+        while let Some(i) = self.admitting.iter().position(|a| a.deadline <= now) {
+            self.admission_ends(i, false);
+        }
         self.drain_pending();
         self.rearm();
     }
@@ -335,8 +396,9 @@ impl SeedNode {
     fn rearm(&mut self) {
         let pending = self.handshakes.values().copied();
         let probes = self.probes.iter().map(|p| p.deadline);
+        let admits = self.admitting.iter().map(|a| a.deadline);
         let holds = self.pending_holds();
-        if let Some(next) = pending.chain(probes).chain(holds).min() {
+        if let Some(next) = pending.chain(probes).chain(admits).chain(holds).min() {
             // A deadline already past (rearmed outside the timer) is due now.
             self.out.arm(TimerId::Handshake, next.max(self.now));
         }
@@ -345,6 +407,14 @@ impl SeedNode {
     fn received(&mut self, conn: ConnId, msg: Message) {
         if let Some(i) = self.probe_on(conn) {
             self.probe_answer(i, msg);
+            return;
+        }
+        if let Some(i) = self.admit_on(conn) {
+            // A liveness reply (or a `busy` refusal: something listens) admits it.
+            if matches!(msg, Message::LivenessReply { .. } | Message::Refuse { .. }) {
+                self.admission_ends(i, true);
+                self.rearm();
+            }
             return;
         }
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -395,8 +465,20 @@ impl SeedNode {
         if !self.cfg.trust_advertised_ip && addr.ip != c.remote.ip {
             return Some(RegisterRefusal::NotYourAddress);
         }
-        if c.peer.is_some_and(|p| p != addr) {
+        if c.peer.is_some_and(|p| p != addr)
+            || self
+                .admitting
+                .iter()
+                .any(|a| a.reg == conn && a.addr != addr)
+        {
             return Some(RegisterRefusal::OnePerConnection);
+        }
+        if self
+            .admitting
+            .iter()
+            .any(|a| a.addr == addr && a.reg != conn)
+        {
+            return Some(RegisterRefusal::OtherConnection);
         }
         let elsewhere = c.peer != Some(addr)
             && self.index.contains_key(&addr)
@@ -416,6 +498,41 @@ impl SeedNode {
             return;
         }
         let refreshed = self.index.contains_key(&addr);
+        if !refreshed && self.cfg.admission == Admission::Verify {
+            if self.admitting.iter().any(|a| a.reg == conn) {
+                return; // being checked: answered when the check ends
+            }
+            if self.admitting.len() >= ADMISSIONS_MAX {
+                self.refuse_registration(conn, addr, RegisterRefusal::Busy);
+                return;
+            }
+            let deadline = self.now + self.cfg.probe_timeout;
+            self.admitting.push(Admit {
+                addr,
+                reg: conn,
+                probe: None,
+                deadline,
+                redialed: false,
+            });
+            self.out.push(Output::Connect { addr });
+            self.out.arm_no_later(TimerId::Handshake, deadline);
+            return;
+        }
+        self.list(conn, addr, refreshed);
+    }
+
+    fn refuse_registration(&mut self, conn: ConnId, addr: NodeAddr, reason: RegisterRefusal) {
+        let from = self.conns.get(&conn).map_or(addr, |c| c.remote);
+        self.out.send(conn, Message::RegistrationRefused { reason });
+        self.out.event(Event::RegistrationRefused {
+            peer: addr,
+            from,
+            reason,
+        });
+    }
+
+    /// Lists `addr`, registered on `conn`, and answers it.
+    fn list(&mut self, conn: ConnId, addr: NodeAddr, refreshed: bool) {
         if !refreshed {
             // One registration per connection: fewer than there are connections, < 2^32.
             let pos = u32::try_from(self.peers.len()).unwrap_or(u32::MAX);
@@ -436,6 +553,49 @@ impl SeedNode {
             peer: addr,
             refreshed,
         });
+    }
+
+    /// The registration check whose connection to the address is `conn`.
+    fn admit_on(&self, conn: ConnId) -> Option<usize> {
+        if self.admitting.is_empty() {
+            return None;
+        }
+        self.admitting.iter().position(|a| a.probe == Some(conn))
+    }
+
+    /// The check of registration `i` ended: the address answered (`reached`) or not.
+    fn admission_ends(&mut self, i: usize, reached: bool) {
+        let a = self.admitting.swap_remove(i);
+        if let Some(conn) = a.probe {
+            self.out.push(Output::Close { conn });
+        }
+        if !self.conns.contains_key(&a.reg) {
+            return; // the registering connection is gone: nothing to answer
+        }
+        if reached {
+            // Registered after all: the idle bound of an unregistered connection ends.
+            self.handshakes.remove(&a.reg);
+            let refreshed = self.index.contains_key(&a.addr);
+            self.list(a.reg, a.addr, refreshed);
+        } else {
+            self.refuse_registration(a.reg, a.addr, RegisterRefusal::Unreachable);
+        }
+    }
+
+    /// A dial of a registration check failed, or its connection closed before an answer:
+    /// dialed once more, then unreachable.
+    fn admission_failed(&mut self, i: usize) {
+        let a = &mut self.admitting[i];
+        // Its connection, if any, is closed already.
+        a.probe = None;
+        if !a.redialed && self.now < a.deadline {
+            a.redialed = true;
+            let addr = a.addr;
+            self.out.push(Output::Connect { addr });
+        } else {
+            self.admission_ends(i, false);
+            self.rearm();
+        }
     }
 
     fn serve_list(&mut self, conn: ConnId) {
@@ -722,6 +882,18 @@ impl SeedNode {
             self.out.push(Output::Close { conn });
             return;
         }
+        if let Some(a) = self
+            .admitting
+            .iter_mut()
+            .find(|a| a.addr == addr && a.probe.is_none())
+        {
+            a.probe = Some(conn);
+            let ts = Timestamp::at(self.now, self.cfg.wall_offset_micros);
+            let me = self.addr;
+            self.out
+                .send(conn, Message::LivenessRequest { ts, addr: me });
+            return;
+        }
         let Some(p) = self
             .probes
             .iter_mut()
@@ -927,6 +1099,11 @@ impl Node for SeedNode {
             }
             Input::Received { conn, msg } => self.received(conn, msg),
             Input::Malformed { conn, error } => self.malformed(conn, error),
+            Input::Closed { conn } if self.admit_on(conn).is_some() => {
+                if let Some(i) = self.admit_on(conn) {
+                    self.admission_failed(i);
+                }
+            }
             Input::Closed { conn } => match self.probe_on(conn) {
                 // Closed before an answer: dialed once more, as a reset is not a death (a
                 // crashed peer refuses the dial; a silent one lets the deadline pass).
@@ -946,12 +1123,25 @@ impl Node for SeedNode {
                 }
                 None => {
                     self.drop_conn(conn);
+                    // A registration being checked on it: nothing to answer any more.
+                    while let Some(i) = self.admitting.iter().position(|a| a.reg == conn) {
+                        let a = self.admitting.swap_remove(i);
+                        if let Some(probe) = a.probe {
+                            self.out.push(Output::Close { conn: probe });
+                        }
+                    }
                 }
             },
             // A seed dials accused peers and fellow seeds.
             Input::ConnectFailed { addr } => {
                 if self.to_tell.iter().any(|(f, _)| *f == addr) {
                     self.to_tell.retain(|(f, _)| *f != addr);
+                } else if let Some(i) = self
+                    .admitting
+                    .iter()
+                    .position(|a| a.addr == addr && a.probe.is_none())
+                {
+                    self.admission_failed(i);
                 } else if let Some(p) = self.probes.iter_mut().find(|p| {
                     p.notice.dead == addr && p.conn.is_none() && !p.redialed && now < p.deadline
                 }) {
@@ -985,7 +1175,17 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A seed that lists registrations at once: the tests of its other rules register
+    /// addresses nothing listens at. The dial-back check has its own tests (`admitting`).
     fn seed(cfg: SeedConfig) -> SeedNode {
+        admitting(SeedConfig {
+            admission: Admission::Trust,
+            ..cfg
+        })
+    }
+
+    /// A seed with `cfg` as given (its admission policy included).
+    fn admitting(cfg: SeedConfig) -> SeedNode {
         let mut s = SeedNode::new(a("127.0.0.1:8080"), cfg, ChaCha8Rng::seed_from_u64(1));
         s.handle(Time::ZERO, Input::Start);
         s
@@ -1434,6 +1634,107 @@ mod tests {
     }
 
     #[test]
+    fn a_registration_is_listed_only_once_the_seed_reached_its_address() {
+        let mut s = admitting(SeedConfig::default());
+        let peer = a("127.0.0.1:5000");
+        let reg = ConnId::new(1);
+        s.handle(
+            Time::ZERO,
+            Input::Connected {
+                conn: reg,
+                remote: a("127.0.0.1:40000"),
+                outbound: false,
+            },
+        );
+        s.handle(
+            Time(1),
+            Input::Received {
+                conn: reg,
+                msg: Message::Register { addr: peer },
+            },
+        );
+        let outs = drain(&mut s);
+        assert!(
+            sends(&outs).is_empty(),
+            "not answered before the check: {outs:?}"
+        );
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Connect { addr } if *addr == peer))
+        );
+        assert!(s.registered().is_empty());
+        // The dial-back connects and asks for a liveness reply; the reply admits it.
+        let back = ConnId::new(2);
+        s.handle(
+            Time(2),
+            Input::Connected {
+                conn: back,
+                remote: peer,
+                outbound: true,
+            },
+        );
+        let asked = sends(&drain(&mut s));
+        assert!(
+            asked.len() == 1 && asked[0].0 == back && asked[0].1.starts_with("Liveness Request:")
+        );
+        let reply = Message::LivenessReply {
+            ts: Timestamp::parse("1").unwrap(),
+            to: a("127.0.0.1:8080"),
+            from: peer,
+        };
+        s.handle(
+            Time(3),
+            Input::Received {
+                conn: back,
+                msg: reply,
+            },
+        );
+        let outs = drain(&mut s);
+        assert_eq!(
+            sends(&outs),
+            vec![(reg, "registered successfully".to_string())]
+        );
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Close { conn } if *conn == back))
+        );
+        assert_eq!(s.registered().len(), 1);
+
+        // A made-up address: two refused dials, refused as unreachable, never listed.
+        let fake = a("127.0.0.1:5999");
+        let reg2 = ConnId::new(3);
+        s.handle(
+            Time(4),
+            Input::Connected {
+                conn: reg2,
+                remote: a("127.0.0.1:40001"),
+                outbound: false,
+            },
+        );
+        s.handle(
+            Time(5),
+            Input::Received {
+                conn: reg2,
+                msg: Message::Register { addr: fake },
+            },
+        );
+        let _ = drain(&mut s);
+        s.handle(Time(6), Input::ConnectFailed { addr: fake });
+        let outs = drain(&mut s);
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Connect { addr } if *addr == fake))
+        );
+        s.handle(Time(7), Input::ConnectFailed { addr: fake });
+        let outs = drain(&mut s);
+        assert_eq!(
+            sends(&outs),
+            vec![(reg2, "registration refused:unreachable".to_string())]
+        );
+        assert_eq!(s.registered().len(), 1, "the fake is not listed");
+    }
+
+    #[test]
     fn a_check_whose_connection_is_reset_dials_again_and_a_second_refusal_removes() {
         // Closed before an answer: dialed again, and the answer dismisses the report.
         let mut s = seed(SeedConfig::default());
@@ -1590,11 +1891,11 @@ mod tests {
             (8, "127.0.0.1:45001", "127.0.0.1:9999", false),
             (9, "10.9.9.9:45002", "127.0.0.1:8080", false),
         ] {
-            let mut f = SeedNode::new(
-                a("10.0.0.2:8081"),
-                cfg.clone(),
-                ChaCha8Rng::seed_from_u64(2),
-            );
+            let fellow_cfg = SeedConfig {
+                admission: Admission::Trust,
+                ..cfg.clone()
+            };
+            let mut f = SeedNode::new(a("10.0.0.2:8081"), fellow_cfg, ChaCha8Rng::seed_from_u64(2));
             f.handle(Time::ZERO, Input::Start);
             connect_and_register(&mut f, 1, 5002);
             f.handle(

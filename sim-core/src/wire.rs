@@ -183,6 +183,10 @@ pub enum RegisterRefusal {
     OtherConnection,
     /// This connection registered another address already.
     OnePerConnection,
+    /// The seed dialed the address back and got no liveness reply: nothing listens there.
+    Unreachable,
+    /// Too many registrations are being checked; try again later.
+    Busy,
 }
 
 impl RegisterRefusal {
@@ -192,6 +196,8 @@ impl RegisterRefusal {
             RegisterRefusal::NotYourAddress => "not your address",
             RegisterRefusal::OtherConnection => "registered on another connection",
             RegisterRefusal::OnePerConnection => "one registration per connection",
+            RegisterRefusal::Unreachable => "unreachable",
+            RegisterRefusal::Busy => "busy",
         }
     }
 }
@@ -545,6 +551,8 @@ fn decode_text(text: &str) -> Result<Message, WireError> {
                 RegisterRefusal::NotYourAddress,
                 RegisterRefusal::OtherConnection,
                 RegisterRefusal::OnePerConnection,
+                RegisterRefusal::Unreachable,
+                RegisterRefusal::Busy,
             ]
             .into_iter()
             .find(|r| r.as_str() == rest)
@@ -552,8 +560,8 @@ fn decode_text(text: &str) -> Result<Message, WireError> {
                 f.bad(
                     "reason",
                     rest,
-                    "expected not your address, registered on another connection or one \
-                     registration per connection",
+                    "expected not your address, registered on another connection, one \
+                     registration per connection, unreachable or busy",
                 )
             })?;
             Ok(Message::RegistrationRefused { reason })

@@ -39,6 +39,7 @@ fn seeds_7_and_8_decide_exactly_what_the_engine_before_the_rebuild_decided() {
         // The reference's removal rule, which that engine had: a check before removal (the
         // default since) moves removal times by the check's round trip.
         cfg.seed_node.removal = sim_core::seed::Removal::Trust;
+        cfg.seed_node.admission = sim_core::seed::Admission::Trust;
         let why = repro(&cfg);
         let out = tmp.path().join(format!("seed-{seed}"));
         let opts = RunOptions {

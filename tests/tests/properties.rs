@@ -58,7 +58,9 @@ fn message() -> impl Strategy<Value = Message> {
         prop_oneof![
             Just(RegisterRefusal::NotYourAddress),
             Just(RegisterRefusal::OtherConnection),
-            Just(RegisterRefusal::OnePerConnection)
+            Just(RegisterRefusal::OnePerConnection),
+            Just(RegisterRefusal::Unreachable),
+            Just(RegisterRefusal::Busy)
         ]
         .prop_map(|reason| Message::RegistrationRefused { reason }),
         (ts(), addr()).prop_map(|(ts, addr)| Message::LivenessRequest { ts, addr }),

@@ -12,7 +12,7 @@ use net_real::{Listen, NodeHandle, Runtime, RuntimeOptions};
 use sim_core::addr::NodeAddr;
 use sim_core::peer::PeerConfig;
 use sim_core::report::Recorder;
-use sim_core::seed::SeedConfig;
+use sim_core::seed::{Admission, SeedConfig};
 use sim_core::sim::{peer_rng, seed_rng};
 use sim_core::time::Duration;
 
@@ -63,7 +63,14 @@ impl Client {
     }
 }
 
+/// A seed that lists registrations at once: these raw clients register addresses nothing
+/// listens at. The dial-back check has its own test
+/// (`nine_thousand_fake_registrations_never_reach_a_list_and_real_peers_link`).
 fn seed(rt: &Runtime, cfg: SeedConfig) -> NodeHandle {
+    let cfg = SeedConfig {
+        admission: Admission::Trust,
+        ..cfg
+    };
     rt.spawn_seed(Listen::loopback(0), cfg, seed_rng(1, 0))
         .expect("listen")
 }
@@ -546,6 +553,7 @@ fn a_lone_reporters_report_reaches_the_seed_that_lists_the_crashed_peer() {
             Listen::loopback(b_port),
             SeedConfig {
                 fellows: vec![a.addr()],
+                admission: Admission::Trust,
                 ..SeedConfig::default()
             },
             seed_rng(1, 1),
@@ -586,4 +594,103 @@ fn a_lone_reporters_report_reaches_the_seed_that_lists_the_crashed_peer() {
         &rec,
         &format!("Dead Node:127.0.0.1:{gone} reported by {a_addr}: removed")
     ));
+}
+
+/// Issue 15's poisoning: one host registers 9 000 made-up addresses (one connection each),
+/// then 20 real peers join. The seed dials every registration back and lists only those that
+/// answer, so every list holds real peers only, and every real peer links within 10 s.
+#[test]
+fn nine_thousand_fake_registrations_never_reach_a_list_and_real_peers_link() {
+    let rt = runtime();
+    let s = rt
+        .spawn_seed(Listen::loopback(0), SeedConfig::default(), seed_rng(1, 0))
+        .expect("listen");
+    let seed_addr = s.addr();
+    // 16 clients, each registering its share in turn; nothing listens at ports 10000..19000.
+    let refused: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..16u16)
+            .map(|w| {
+                scope.spawn(move || {
+                    let mut refused = 0;
+                    for port in (10_000 + w..19_000).step_by(16) {
+                        let mut c = Client::to(seed_addr);
+                        c.send(format!("register:127.0.0.1:{port}\n").as_bytes());
+                        let reply = c.line();
+                        if reply == "registration refused:unreachable" {
+                            refused += 1;
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a worker"))
+            .sum()
+    });
+    assert_eq!(refused, 9000, "every made-up address is refused");
+    // 20 real peers.
+    let cfg = PeerConfig {
+        liveness_interval: Duration::from_millis(500),
+        seed_retry: Duration::from_millis(100),
+        ..PeerConfig::default()
+    };
+    let started = std::time::Instant::now();
+    let peers: Vec<NodeHandle> = (0..20)
+        .map(|i| {
+            rt.spawn_peer(
+                Listen::loopback(0),
+                vec![seed_addr],
+                cfg.clone(),
+                peer_rng(1, i),
+            )
+            .expect("listen")
+        })
+        .collect();
+    let real: Vec<NodeAddr> = peers.iter().map(NodeHandle::addr).collect();
+    let linked = rt.wait_until(StdDuration::from_secs(10), |rec| {
+        let listed = rec.registrations.get(&seed_addr).map_or(0, |r| r.len());
+        listed == real.len()
+            && real
+                .iter()
+                .all(|p| rec.peers.get(p).is_some_and(|s| !s.neighbours.is_empty()))
+    });
+    let took = started.elapsed();
+    let mut c = Client::to(seed_addr);
+    c.send(b"peer list\n");
+    let list = c.line();
+    let listed: Vec<&str> = list
+        .trim_start_matches("peer list:")
+        .split(':')
+        .filter(|e| !e.is_empty())
+        .collect();
+    if listed.len() != 20 {
+        let rec = rt.take_recorder();
+        let missing: Vec<String> = real
+            .iter()
+            .filter(|p| !list.contains(&p.to_string().replace(':', "#")))
+            .map(|p| p.to_string())
+            .collect();
+        let lines: Vec<&String> = rec
+            .log
+            .iter()
+            .filter(|l| missing.iter().any(|m| l.contains(m.as_str())))
+            .take(40)
+            .collect();
+        panic!(
+            "{} listed: {list}\nmissing {missing:?}\n{lines:#?}",
+            listed.len()
+        );
+    }
+    for e in &listed {
+        let addr: NodeAddr = e.replace('#', ":").parse().expect("an address");
+        assert!(real.contains(&addr), "{addr} is not a real peer: {list}");
+    }
+    assert!(linked, "not every real peer linked within 10 s ({took:?})");
+    for p in peers {
+        p.shutdown();
+    }
+    s.shutdown();
+    println!("20 real peers linked in {took:?} after 9 000 refused registrations");
 }

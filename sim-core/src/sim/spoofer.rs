@@ -11,8 +11,10 @@
 //!   name (the seed ignores a report its reporter did not register on the connection), and
 //!   closes.
 //!
-//! It accepts every inbound connection and closes it at once, so peers that find it in a
-//! list never link to it. It is a sans-IO machine like the others, driven by the simulator.
+//! It answers a liveness request on any inbound connection (so a seed's dial-back admits it,
+//! as it would admit a hostile host that listens) and closes every inbound connection after
+//! its first message, so peers that find it in a list never link to it. It is a sans-IO
+//! machine like the others, driven by the simulator.
 
 use std::collections::VecDeque;
 
@@ -187,7 +189,7 @@ impl Node for Spoofer {
                 remote,
                 outbound: true,
             } => self.connected(conn, remote),
-            Input::Connected { conn, .. } => self.out.push_back(Output::Close { conn }),
+            Input::Connected { .. } => {} // inbound: answered below, then closed
             Input::ConnectFailed { addr } => {
                 if let Some(q) = self.dialing.get_mut(&addr) {
                     q.pop_front();
@@ -198,6 +200,20 @@ impl Node for Spoofer {
                 msg: Message::PeerList { peers },
             } if self.conns.get(&conn).is_some_and(|c| c.1 == Purpose::Own) => {
                 self.peer_list(conn, &peers);
+            }
+            Input::Received {
+                conn,
+                msg: Message::LivenessRequest { ts, addr },
+            } if !self.conns.contains_key(&conn) => {
+                let from = self.addr;
+                let reply = Message::LivenessReply { ts, to: addr, from };
+                self.send(conn, reply);
+                self.out.push_back(Output::Close { conn });
+            }
+            Input::Received { conn, .. } | Input::Malformed { conn, .. }
+                if !self.conns.contains_key(&conn) =>
+            {
+                self.out.push_back(Output::Close { conn });
             }
             Input::Received { .. } | Input::Malformed { .. } | Input::Originate { .. } => {}
             Input::Closed { conn } => {
