@@ -3,7 +3,7 @@
 # their run folders but summary.json (which holds wall times and the trace digest). Used when
 # the engine changes: the protocol's decisions must not.
 #   scripts/same_decisions.sh OLD_BINARY NEW_BINARY [WORKDIR]
-# NEW_EXTRA="--removal trust" passes flags to the new binary alone (to compare with a binary
+# NEW_EXTRA="--removal trust --admission trust" passes flags to the new binary alone (to compare with a binary
 # from before a flag changed a default).
 set -euo pipefail
 old=$1 new=$2 work=${3:-$(mktemp -d)}

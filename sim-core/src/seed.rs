@@ -338,6 +338,24 @@ impl SeedNode {
         self.out.arm_no_later(TimerId::Handshake, deadline);
     }
 
+    /// A listed peer's connection closed: with checked admissions, an entry that stops
+    /// answering leaves, so the seed checks the address itself, as it would a report (a
+    /// reset peer answers and stays; a crashed one refuses twice and is removed).
+    fn registration_lost(&mut self, peer: Option<NodeAddr>) {
+        let Some(dead) = peer.filter(|p| self.index.contains_key(p)) else {
+            return;
+        };
+        if self.cfg.admission != Admission::Verify || self.cfg.removal != Removal::Verify {
+            return;
+        }
+        let notice = DeadNode {
+            dead,
+            ts: Timestamp::at(self.now, self.cfg.wall_offset_micros),
+            reporter: self.addr,
+        };
+        self.start_probe(notice, false);
+    }
+
     /// Forgets a connection (closed by either side).
     fn drop_conn(&mut self, conn: ConnId) -> Option<SeedConn> {
         let c = self.conns.remove(&conn)?;
@@ -1122,7 +1140,8 @@ impl Node for SeedNode {
                     self.rearm();
                 }
                 None => {
-                    self.drop_conn(conn);
+                    let gone = self.drop_conn(conn);
+                    self.registration_lost(gone.and_then(|c| c.peer));
                     // A registration being checked on it: nothing to answer any more.
                     while let Some(i) = self.admitting.iter().position(|a| a.reg == conn) {
                         let a = self.admitting.swap_remove(i);
@@ -1732,6 +1751,81 @@ mod tests {
             vec![(reg2, "registration refused:unreachable".to_string())]
         );
         assert_eq!(s.registered().len(), 1, "the fake is not listed");
+    }
+
+    #[test]
+    fn a_listed_peer_whose_connection_closes_is_checked_and_removed_if_it_is_gone() {
+        let mut s = admitting(SeedConfig::default());
+        let peer = a("127.0.0.1:5000");
+        let (reg, back) = (ConnId::new(1), ConnId::new(2));
+        let remote = a("127.0.0.1:40000");
+        s.handle(
+            Time(1),
+            Input::Connected {
+                conn: reg,
+                remote,
+                outbound: false,
+            },
+        );
+        s.handle(
+            Time(2),
+            Input::Received {
+                conn: reg,
+                msg: Message::Register { addr: peer },
+            },
+        );
+        s.handle(
+            Time(3),
+            Input::Connected {
+                conn: back,
+                remote: peer,
+                outbound: true,
+            },
+        );
+        let reply = Message::LivenessReply {
+            ts: Timestamp::parse("1").unwrap(),
+            to: a("127.0.0.1:8080"),
+            from: peer,
+        };
+        s.handle(
+            Time(4),
+            Input::Received {
+                conn: back,
+                msg: reply,
+            },
+        );
+        let _ = drain(&mut s);
+        assert_eq!(s.registered().len(), 1);
+        // Its connection closes: the seed checks the address; two refusals remove it.
+        s.handle(Time(5), Input::Closed { conn: reg });
+        let outs = drain(&mut s);
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Connect { addr } if *addr == peer))
+        );
+        s.handle(Time(6), Input::ConnectFailed { addr: peer });
+        let _ = drain(&mut s);
+        s.handle(Time(7), Input::ConnectFailed { addr: peer });
+        assert!(removed(&drain(&mut s)));
+        assert!(s.registered().is_empty());
+
+        // With registrations listed at once (the reference's rule), a closed connection
+        // removes no one and is not checked.
+        let mut s = seed(SeedConfig::default());
+        connect_and_register(&mut s, 1, 5000);
+        let _ = drain(&mut s);
+        s.handle(
+            Time(1),
+            Input::Closed {
+                conn: ConnId::new(1),
+            },
+        );
+        let outs = drain(&mut s);
+        assert!(
+            !outs.iter().any(|o| matches!(o, Output::Connect { .. })),
+            "{outs:?}"
+        );
+        assert_eq!(s.registered().len(), 1);
     }
 
     #[test]
