@@ -1412,6 +1412,20 @@ mod tests {
     }
 
     /// A seed with `cfg` after [`reported`], whose check's dial to the accused was refused.
+    /// `addr`'s dial is refused at `at`, dialed again, and refused again; the outputs of
+    /// the second refusal.
+    fn refused_twice(s: &mut SeedNode, addr: NodeAddr, at: Time) -> Vec<Output> {
+        s.handle(at, Input::ConnectFailed { addr });
+        let outs = drain(s);
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Connect { addr: a } if *a == addr)),
+            "dialed once more: {outs:?}"
+        );
+        s.handle(Time(at.0 + 1), Input::ConnectFailed { addr });
+        drain(s)
+    }
+
     /// A check whose dials are refused twice (a first refusal is dialed again).
     fn refused_check(cfg: SeedConfig) -> (SeedNode, Vec<Output>) {
         let mut s = seed(cfg);
@@ -1738,14 +1752,7 @@ mod tests {
             },
         );
         let _ = drain(&mut s);
-        s.handle(Time(6), Input::ConnectFailed { addr: fake });
-        let outs = drain(&mut s);
-        assert!(
-            outs.iter()
-                .any(|o| matches!(o, Output::Connect { addr } if *addr == fake))
-        );
-        s.handle(Time(7), Input::ConnectFailed { addr: fake });
-        let outs = drain(&mut s);
+        let outs = refused_twice(&mut s, fake, Time(6));
         assert_eq!(
             sends(&outs),
             vec![(reg2, "registration refused:unreachable".to_string())]
@@ -1803,10 +1810,7 @@ mod tests {
             outs.iter()
                 .any(|o| matches!(o, Output::Connect { addr } if *addr == peer))
         );
-        s.handle(Time(6), Input::ConnectFailed { addr: peer });
-        let _ = drain(&mut s);
-        s.handle(Time(7), Input::ConnectFailed { addr: peer });
-        assert!(removed(&drain(&mut s)));
+        assert!(removed(&refused_twice(&mut s, peer, Time(6))));
         assert!(s.registered().is_empty());
 
         // With registrations listed at once (the reference's rule), a closed connection
