@@ -61,6 +61,8 @@ pub struct Scenario {
     pub removal_bound: Duration,
     /// Peers stalled one after another (swizzle-clogging).
     pub stalled: usize,
+    /// Partitions of the peers in two (not counting stalls).
+    pub partitions: usize,
 }
 
 /// The bound on removal the README states: a neighbour's liveness finds a crashed peer within
@@ -145,7 +147,9 @@ pub fn draw(seed: u64, run: u64, removal: Removal) -> Scenario {
             }
         }
     }
+    let mut partitions = 0;
     if peers >= 2 && rng.random_bool(0.25) {
+        partitions = 1;
         let k = rng.random_range(1..peers);
         let start = at(&mut rng);
         let end = Time(rng.random_range(start.0 + 1..=faults_until.0));
@@ -239,6 +243,7 @@ pub fn draw(seed: u64, run: u64, removal: Removal) -> Scenario {
         probes,
         removal_bound,
         stalled,
+        partitions,
     }
 }
 
@@ -534,9 +539,7 @@ pub fn execute(sc: &Scenario, keep_log: bool) -> Result<Executed, String> {
         silent: count(&|f| matches!(f, Fault::SilentFail { .. })),
         restarts: count(&|f| matches!(f, Fault::Restart { .. })),
         resets: count(&|f| matches!(f, Fault::Reset { .. })),
-        partitions: count(
-            &|f| matches!(f, Fault::Partition { a, b, .. } if a.len() + b.len() == cfg.peers),
-        ),
+        partitions: sc.partitions,
         stalled: sc.stalled,
         seed_crashes: count(&|f| matches!(f, Fault::SeedCrash { .. })),
         spoofer: cfg.spoofer.is_some(),

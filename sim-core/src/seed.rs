@@ -12,39 +12,47 @@ use crate::time::{Duration, Time};
 use crate::vecmap::VecMap;
 use crate::wire::{DeadNode, ListedPeer, Message, RegisterRefusal, Timestamp, WireError};
 
-/// Whether a seed lists a new registration at once, or once it has reached the address.
+/// Whether a seed checks a claim before it acts on it: the one choice behind
+/// [`Removal`] (a dead-node report) and [`Admission`] (a registration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Admission {
-    /// Dial the registered address back and ask for a liveness reply; list it and answer
-    /// `registered successfully` only then (within [`SeedConfig::probe_timeout`]), else
-    /// answer `registration refused:unreachable`. Made-up addresses never enter a list.
+pub enum Policy {
+    /// Check first: dial the address and ask for a liveness reply, within
+    /// [`SeedConfig::probe_timeout`].
     #[default]
     Verify,
-    /// List it at once, as the reference implementation does (for comparisons).
+    /// Act at once, as the reference implementation does (for comparisons).
     Trust,
 }
 
-impl std::fmt::Display for Admission {
+impl std::fmt::Display for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Admission::Verify => "verify",
-            Admission::Trust => "trust",
+            Policy::Verify => "verify",
+            Policy::Trust => "trust",
         })
     }
 }
 
-impl std::str::FromStr for Admission {
+impl std::str::FromStr for Policy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "verify" => Ok(Admission::Verify),
-            "trust" => Ok(Admission::Trust),
-            _ => Err(format!(
-                "unknown admission policy {s:?}: use verify or trust"
-            )),
+            "verify" => Ok(Policy::Verify),
+            "trust" => Ok(Policy::Trust),
+            _ => Err(format!("unknown policy {s:?}: use verify or trust")),
         }
     }
 }
+
+/// What a seed does with a dead-node report from a registered peer: `Verify` removes the
+/// accused only if the check fails (a report about a live peer is dismissed, logged and
+/// counted against its reporter); `Trust` removes at once.
+pub type Removal = Policy;
+
+/// What a seed does with a new registration: `Verify` lists it and answers `registered
+/// successfully` only once the address answered (else `registration refused:unreachable`,
+/// so made-up addresses never enter a list); `Trust` lists it at once.
+pub type Admission = Policy;
 
 /// Registrations a seed checks at once; more are answered `registration refused:busy`.
 pub const ADMISSIONS_MAX: usize = 256;
@@ -62,38 +70,6 @@ struct Admit {
     deadline: Time,
     /// A first dial was refused or closed, and the address dialed once more.
     redialed: bool,
-}
-
-/// What a seed does with a dead-node report from a registered peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Removal {
-    /// Check the accused first: dial it and ask for a liveness reply; remove it only if that
-    /// fails within [`SeedConfig::probe_timeout`]. A report about a live peer is dismissed,
-    /// logged and counted against its reporter.
-    #[default]
-    Verify,
-    /// Remove at once, as the reference implementation does (for comparisons).
-    Trust,
-}
-
-impl std::fmt::Display for Removal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Removal::Verify => "verify",
-            Removal::Trust => "trust",
-        })
-    }
-}
-
-impl std::str::FromStr for Removal {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "verify" => Ok(Removal::Verify),
-            "trust" => Ok(Removal::Trust),
-            _ => Err(format!("unknown removal policy {s:?}: use verify or trust")),
-        }
-    }
 }
 
 /// Checks of accused peers a seed runs at once; more reports wait for a later one.

@@ -87,18 +87,20 @@ impl Spoofer {
         self.out.push_back(Output::Send { conn, msg });
     }
 
+    /// Reports `dead` dead on `conn`, in `reporter`'s name.
+    fn accuse(&mut self, conn: ConnId, dead: NodeAddr, reporter: NodeAddr) {
+        let ts = Timestamp::at(self.now, 0);
+        let notice = DeadNode { dead, ts, reporter };
+        self.send(conn, Message::DeadNode(notice));
+    }
+
     fn dial(&mut self, seed: NodeAddr, purpose: Purpose) {
-        let queue = match self.dialing.get_mut(&seed) {
-            Some(q) => q,
-            None => {
-                self.dialing.insert(seed, VecDeque::new());
-                match self.dialing.get_mut(&seed) {
-                    Some(q) => q,
-                    None => return, // just inserted
-                }
-            }
-        };
-        queue.push_back(purpose);
+        if !self.dialing.contains_key(&seed) {
+            self.dialing.insert(seed, VecDeque::new());
+        }
+        if let Some(q) = self.dialing.get_mut(&seed) {
+            q.push_back(purpose);
+        }
         self.out.push_back(Output::Connect { addr: seed });
     }
 
@@ -140,13 +142,7 @@ impl Spoofer {
                     let k = (self.now.0 / self.plan.every.0.max(1)) as usize;
                     let (claimed, accused) = (self.victims[k % n], self.victims[(k + 1) % n]);
                     self.send(conn, Message::Register { addr: claimed });
-                    let ts = Timestamp::at(self.now, 0);
-                    let notice = DeadNode {
-                        dead: accused,
-                        ts,
-                        reporter: claimed,
-                    };
-                    self.send(conn, Message::DeadNode(notice));
+                    self.accuse(conn, accused, claimed);
                 } else {
                     self.send(conn, Message::PeerListRequest);
                 }
@@ -163,13 +159,7 @@ impl Spoofer {
                 self.victims.push(p);
             }
             if self.now < self.plan.end {
-                let ts = Timestamp::at(self.now, 0);
-                let notice = DeadNode {
-                    dead: p,
-                    ts,
-                    reporter: me,
-                };
-                self.send(conn, Message::DeadNode(notice));
+                self.accuse(conn, p, me);
             }
         }
     }
