@@ -613,43 +613,61 @@ impl SeedNode {
 
     /// `k` registered peers sampled fairly across source IPs: the IPs in a random order, one
     /// random peer of each in turn, so that one host that registered thousands of addresses
-    /// fills at most its share of a list.
+    /// fills at most its share of a list. It costs O(k log n), not O(n): a seed of a
+    /// simulated million serves hundreds of thousands of lists. The peers of one IP are a
+    /// run of `index` (sorted by address, IP first), `listed_ips` says how long.
     fn fair_sample(&mut self, k: usize) -> Vec<ListedPeer> {
-        let mut by_ip: VecMap<core::net::Ipv4Addr, Vec<usize>> = VecMap::new();
-        for (i, p) in self.peers.iter().enumerate() {
-            match by_ip.get_mut(&p.addr.ip) {
-                Some(v) => v.push(i),
-                None => {
-                    by_ip.insert(p.addr.ip, vec![i]);
+        let ips = self.listed_ips.len();
+        if ips == self.peers.len() {
+            // One peer an IP: fair is uniform.
+            let mut picked = sample(&mut self.rng, self.peers.len(), k).into_vec();
+            picked.sort_unstable();
+            return picked.into_iter().map(|i| self.peers[i]).collect();
+        }
+        // (IP's index in `listed_ips`, peers to take from it.)
+        let mut take: Vec<(usize, usize)> = Vec::with_capacity(k.min(ips));
+        if ips >= k {
+            take.extend(sample(&mut self.rng, ips, k).into_iter().map(|g| (g, 1)));
+        } else {
+            // Fewer IPs than entries (so fewer than k, at most 64): whole rounds in turn.
+            let mut order: Vec<usize> = (0..ips).collect();
+            for i in (1..order.len()).rev() {
+                order.swap(i, self.rng.random_range(0..=i));
+            }
+            let sizes: Vec<usize> = order
+                .iter()
+                .map(|&g| self.listed_ips.get_index(g).map_or(0, |(_, &n)| n as usize))
+                .collect();
+            let mut counts = vec![0usize; ips];
+            let mut left = k;
+            while left > 0 {
+                let before = left;
+                for (slot, &size) in sizes.iter().enumerate() {
+                    if left > 0 && counts[slot] < size {
+                        counts[slot] += 1;
+                        left -= 1;
+                    }
                 }
-            }
-        }
-        let mut groups: Vec<Vec<usize>> = by_ip.values().cloned().collect();
-        for g in &mut groups {
-            // A random order within each IP.
-            for i in (1..g.len()).rev() {
-                g.swap(i, self.rng.random_range(0..=i));
-            }
-        }
-        for i in (1..groups.len()).rev() {
-            groups.swap(i, self.rng.random_range(0..=i));
-        }
-        let mut picked = Vec::with_capacity(k);
-        let mut round = 0;
-        while picked.len() < k {
-            let before = picked.len();
-            for g in &groups {
-                if picked.len() == k {
+                if left == before {
                     break;
                 }
-                if let Some(&i) = g.get(round) {
-                    picked.push(i);
+            }
+            take.extend(order.into_iter().zip(counts).filter(|&(_, n)| n > 0));
+        }
+        let mut picked = Vec::with_capacity(k);
+        for (g, n) in take {
+            let Some((&ip, &size)) = self.listed_ips.get_index(g) else {
+                continue;
+            };
+            let size = size as usize;
+            let first = NodeAddr { ip, port: 0 };
+            let lo = self.index.position(&first).unwrap_or_else(|at| at);
+            for o in sample(&mut self.rng, size, n.min(size)) {
+                match self.index.get_index(lo + o) {
+                    Some((a, &pos)) if a.ip == ip => picked.push(pos as usize),
+                    _ => {}
                 }
             }
-            if picked.len() == before {
-                break;
-            }
-            round += 1;
         }
         picked.sort_unstable();
         picked.into_iter().map(|i| self.peers[i]).collect()
@@ -1578,8 +1596,10 @@ mod tests {
 
     #[test]
     fn a_flood_of_registrations_from_one_ip_fills_only_its_share_of_a_list() {
+        let k = 64;
         let mut s = seed(SeedConfig {
             connections_per_ip_max: 4096,
+            peer_list_max: k,
             ..SeedConfig::default()
         });
         let mut conn = 0;
@@ -1635,10 +1655,40 @@ mod tests {
                     _ => None,
                 })
                 .expect("a list");
-            assert_eq!(list.len(), SeedConfig::default().peer_list_max.min(2020));
+            assert_eq!(list.len(), k);
             for r in &real {
                 assert!(list.iter().any(|p| p.addr == *r), "{r} missing");
             }
+        }
+        // More hosts than a list has entries: one entry each of distinct hosts, so the
+        // flooding host gets one at most.
+        for h in 21..=120u8 {
+            last = join(&mut s, [192, 168, 1, h], 5000);
+        }
+        let _ = drain(&mut s);
+        for _ in 0..5 {
+            s.handle(
+                Time::ZERO,
+                Input::Received {
+                    conn: last,
+                    msg: Message::PeerListRequest,
+                },
+            );
+            let list = drain(&mut s)
+                .into_iter()
+                .find_map(|o| match o {
+                    Output::Send {
+                        msg: Message::PeerList { peers },
+                        ..
+                    } => Some(peers),
+                    _ => None,
+                })
+                .expect("a list");
+            assert_eq!(list.len(), k);
+            let mut ips: Vec<_> = list.iter().map(|p| p.addr.ip).collect();
+            ips.sort_unstable();
+            ips.dedup();
+            assert_eq!(ips.len(), k, "one entry a host");
         }
     }
 

@@ -102,6 +102,17 @@ impl<K: Ord, V> VecMap<K, V> {
         Some(v)
     }
 
+    /// Where `k` is in the key order: `Ok` with its index if there, else `Err` with the index
+    /// it would take (so either is the first entry not below `k`).
+    pub fn position(&self, k: &K) -> Result<usize, usize> {
+        self.find(k)
+    }
+
+    /// The entry at index `i` of the key order.
+    pub fn get_index(&self, i: usize) -> Option<(&K, &V)> {
+        self.entries.get(i).map(|(k, v)| (k, v))
+    }
+
     /// Entries in key order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + ExactSizeIterator {
         self.entries.iter().map(|(k, v)| (k, v))
@@ -256,12 +267,12 @@ impl<K: Ord> VecSet<K> {
     /// Where `k` is in the order: `Ok` with its index if a member, else `Err` with the
     /// index it would take.
     pub fn position(&self, k: &K) -> Result<usize, usize> {
-        self.map.find(k)
+        self.map.position(k)
     }
 
     /// The member at index `i` of the order.
     pub fn get_index(&self, i: usize) -> Option<&K> {
-        self.map.entries.get(i).map(|(k, _)| k)
+        self.map.get_index(i).map(|(k, _)| k)
     }
 
     /// Gives back all spare memory.
