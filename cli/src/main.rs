@@ -167,6 +167,9 @@ struct RealArgs {
     /// `Connection refused:busy`.
     #[arg(long, default_value_t = 1024)]
     connections_per_ip: usize,
+    /// Event-loop threads that drive this process's nodes [default: one per core].
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    loops: usize,
     /// Print only the final summary.
     #[arg(long, short, conflicts_with = "verbose")]
     quiet: bool,

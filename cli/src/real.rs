@@ -61,6 +61,7 @@ fn options(
         verbosity,
         join_interval: std::time::Duration::ZERO,
         gossip_from_stdin: false,
+        loops: real.loops,
     })
 }
 
@@ -156,6 +157,39 @@ fn summary(s: &RunSummary) {
             d.limit, d.connections_max, d.refused, d.evicted
         ),
     );
+    let f = &s.driver;
+    let per_frame = f
+        .cpu_per_frame_us
+        .map_or("unknown".into(), |c| format!("{c:.1} µs"));
+    row(
+        "driver",
+        format!(
+            "{} event loops; {} frames sent ({:.0}/s) in {} writes, {} received; CPU per frame {per_frame}",
+            f.loops,
+            f.frames_out,
+            f.frames_out as f64 / s.wall_s.max(1e-9),
+            f.writes,
+            f.frames_in
+        ),
+    );
+    row(
+        "loop lag",
+        format!(
+            "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; peak {} connections, {} frames queued on one at most",
+            f.lag_p50_ms, f.lag_p99_ms, f.lag_max_ms, f.connections_peak, f.queue_frames_peak
+        ),
+    );
+    if f.overload_episodes > 0 {
+        row(
+            "overload",
+            format!(
+                "{} times over {} ms of lag; {} liveness rounds put off meanwhile",
+                f.overload_episodes,
+                net_real::stats::LAG_HIGH_MICROS / 1000,
+                f.liveness_deferred
+            ),
+        );
+    }
     let cpu = s.cpu_s.map_or("unknown".into(), |c| format!("{c:.2} s"));
     row(
         "time",

@@ -307,8 +307,9 @@ fn a_seed_under_a_1024_descriptor_limit_answers_while_2000_connections_are_held(
     let max = s["connections_max"].as_u64().expect("a count");
     let turned = s["connections_refused_busy"].as_u64().unwrap_or(0)
         + s["connections_evicted"].as_u64().unwrap_or(0);
-    assert!(max < 400, "{row}");
+    // One descriptor a connection, 64 kept in reserve.
+    assert_eq!(max, 1024 - 64, "{row}");
     // Only `max` fit: of the 2 000 (some may still wait in the kernel's accept queue when
-    // the test ends), most were turned away, none by a failed accept.
-    assert!(turned >= 1000, "{row}");
+    // the test ends), the rest were turned away, none by a failed accept.
+    assert!(turned >= 2000 - max - 200, "{row}");
 }

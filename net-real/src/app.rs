@@ -49,6 +49,8 @@ pub struct AppOptions {
     pub join_interval: StdDuration,
     /// Lines typed on standard input become gossip messages of the first peer.
     pub gossip_from_stdin: bool,
+    /// Event-loop threads; 0: one per core.
+    pub loops: usize,
 }
 
 /// What a finished run reports.
@@ -68,6 +70,8 @@ pub struct RunSummary {
     pub seeds: Vec<(NodeAddr, usize, usize)>,
     /// The descriptor budget and what it refused.
     pub descriptors: crate::fds::FdFigures,
+    /// What the event loops did.
+    pub driver: crate::stats::DriverFigures,
 }
 
 /// The seeds at `listens`, until stopped.
@@ -163,6 +167,7 @@ fn runtime(opts: &AppOptions, many: bool) -> Runtime {
     Runtime::new(RuntimeOptions {
         hash_iterations: opts.hash_iterations,
         console,
+        loops: opts.loops,
         ..RuntimeOptions::default()
     })
 }
@@ -211,6 +216,7 @@ fn finish(
     let rec = rt.take_recorder();
     let memo = rt.memo_stats();
     let fds = rt.descriptors();
+    let driver = rt.driver_figures(cpu_s);
     let extra = json!({
         "driver": "real",
         "descriptor_limit": fds.limit,
@@ -224,6 +230,21 @@ fn finish(
         "wall_time_s": wall_s,
         "cpu_time_s": cpu_s,
         "digests_computed": memo.computed,
+        "driver_loops": driver.loops,
+        "frames_sent": driver.frames_out,
+        "frames_received": driver.frames_in,
+        "bytes_sent": driver.bytes_out,
+        "write_calls": driver.writes,
+        "read_calls": driver.reads,
+        "cpu_per_frame_us": driver.cpu_per_frame_us,
+        "frames_per_s": driver.frames_out as f64 / wall_s.max(1e-9),
+        "loop_lag_p50_ms": driver.lag_p50_ms,
+        "loop_lag_p99_ms": driver.lag_p99_ms,
+        "loop_lag_max_ms": driver.lag_max_ms,
+        "connections_peak": driver.connections_peak,
+        "write_queue_frames_peak": driver.queue_frames_peak,
+        "overload_episodes": driver.overload_episodes,
+        "liveness_rounds_deferred": driver.liveness_deferred,
     });
     write_folder(&opts.out, &rec, extra)
         .map_err(|e| format!("cannot write {}: {e}", opts.out.display()))?;
@@ -243,6 +264,7 @@ fn finish(
     Ok(RunSummary {
         seeds,
         descriptors: fds,
+        driver,
         outcome: rec.outcome(),
         wall_s,
         cpu_s,

@@ -1,36 +1,49 @@
-//! One node's driver: a thread that owns the machine and turns socket activity into inputs.
+//! The event loops: a few threads, one per core, each driving many nodes over non-blocking
+//! sockets (`mio`, epoll on Linux).
 //!
-//! Around it: a listener thread (accepts), a reader thread per connection (frames, length
-//! capped while reading), a writer thread per connection behind a bounded queue (a full queue
-//! closes that connection and the node is told), and a short-lived thread per dial. Timers
-//! are a deadline heap read with `recv_timeout`.
+//! A loop owns its nodes' machines, listeners and connections. Each turn it waits for
+//! readiness or the next timer; reads every ready socket to `WouldBlock` into one scratch
+//! buffer and decodes whole lines in place (a line longer than the 64 KiB cap is skipped to
+//! its newline, never buffered); feeds the machines; fires the timers that are due; records
+//! the turn's events; and only then writes: the frames a turn queued on a connection go out
+//! in one `write` (or as few as the socket takes). Every bound of the thread-per-connection
+//! driver it replaced stays: frames queued per connection, a write that makes no progress for
+//! `write_timeout`, a dial that takes longer than `connect_timeout`, and the process's
+//! descriptor budget (now one descriptor a connection).
+//!
+//! Overload: a 100 ms tick measures each loop's lag (how late it runs). While any loop of the
+//! process lags more than [`crate::stats::LAG_HIGH_MICROS`], the driver warns once and puts
+//! liveness rounds off until it recovers: a round's verdict would count the driver's own
+//! lateness as the neighbours' silence and report live peers dead.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
-use std::io::{BufReader, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
-use std::sync::{Arc, mpsc};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration as StdDuration;
 
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
 use sim_core::addr::NodeAddr;
 use sim_core::limits::FRAME_BYTES_MAX;
-use sim_core::node::{ConnId, Event, Input, Node, Output, TimerId};
+use sim_core::node::{ConnId, Input, Node, Output, TimerId};
 use sim_core::sim::WorldEvent;
-use sim_core::time::Time;
+use sim_core::time::{Duration, Time};
 use sim_core::wire::{Message, WireError, decode};
 
 use crate::fds::FdToken;
-use crate::frame::{Frame, LineReader};
-use crate::runtime::Shared;
+use crate::runtime::{Record, Shared};
+use crate::stats::LAG_HIGH_MICROS;
 
 /// Socket limits of the real driver.
 #[derive(Clone, Copy, Debug)]
 pub struct IoLimits {
     /// Frames queued for one connection before it is closed as too slow.
     pub write_queue_frames_max: usize,
-    /// How long one write may block before the connection is closed.
+    /// How long a write may make no progress before the connection is closed.
     pub write_timeout: StdDuration,
     /// How long a dial may take.
     pub connect_timeout: StdDuration,
@@ -46,343 +59,837 @@ impl Default for IoLimits {
     }
 }
 
-/// Stack of reader, writer and dial threads: they hold a 64 KiB line at most on the heap.
-const IO_THREAD_STACK_BYTES: usize = 128 * 1024;
+/// The waker's token; sockets take the others.
+const WAKER: Token = Token(usize::MAX);
+/// Bytes one `read` takes at most: the cap of a line and its newline, with room to spare.
+const SCRATCH_BYTES: usize = 128 * 1024;
+/// How often a loop measures its lag and checks dials and stalled writes.
+const TICK: Duration = Duration::from_millis(100);
+/// Liveness rounds put off by overload come back this much later (or when it ends).
+const DEFER: Duration = Duration::from_millis(500);
+/// How long a loop that is told to exit keeps flushing what nodes queued before closing.
+const EXIT_FLUSH: StdDuration = StdDuration::from_secs(2);
 
-/// What reaches a driver.
-pub(crate) enum Ctl {
-    Accepted(TcpStream),
-    Dialed {
+/// What a loop is told from other threads (after a wake).
+pub(crate) enum Cmd {
+    /// Start driving a node.
+    Add {
+        node: Box<dyn Node + Send>,
         addr: NodeAddr,
-        result: std::io::Result<TcpStream>,
+        listener: TcpListener,
+        key: usize,
     },
-    Frame {
-        conn: ConnId,
-        frame: Result<Message, WireError>,
+    /// A peer originates a message.
+    Originate { key: usize, body: String },
+    /// Stop a node (abruptly: a crash), then say so on `done`.
+    Stop {
+        key: usize,
+        abrupt: bool,
+        done: Sender<()>,
     },
-    Gone {
-        conn: ConnId,
-        why: Option<String>,
-    },
-    Originate(String),
-    Shutdown,
-    Kill,
+    /// Flush and end the loop.
+    Exit,
 }
 
-struct ConnIo {
-    remote: NodeAddr,
-    queue: SyncSender<Vec<u8>>,
+/// The way into a loop from other threads.
+pub(crate) struct LoopHandle {
+    tx: Sender<Cmd>,
+    waker: Arc<Waker>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LoopHandle {
+    /// Starts loop `index` of a process.
+    pub(crate) fn start(index: usize, shared: Arc<Shared>, io: IoLimits) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("loop {index}"))
+            .spawn(move || {
+                let mut l = Loop::new(index, poll, rx, shared, io);
+                l.run();
+            })?;
+        Ok(LoopHandle {
+            tx,
+            waker,
+            thread: Some(thread),
+        })
+    }
+
+    /// Tells the loop `cmd`; false if it has ended.
+    pub(crate) fn send(&self, cmd: Cmd) -> bool {
+        self.tx.send(cmd).is_ok() && self.waker.wake().is_ok()
+    }
+}
+
+impl Drop for LoopHandle {
+    fn drop(&mut self) {
+        self.send(Cmd::Exit);
+        if let Some(t) = self.thread.take() {
+            // A loop that panicked has nothing left to clean up.
+            let _ = t.join();
+        }
+    }
+}
+
+/// One connection (or a dial under way).
+struct Conn {
+    /// The node it belongs to (its key in the loop).
+    node: usize,
+    /// Its id at the node, once open.
+    id: ConnId,
     stream: TcpStream,
+    remote: NodeAddr,
+    /// A dial under way, and when it gives up.
+    dialing: Option<Time>,
     /// Accepted (not dialed).
     inbound: bool,
     /// It sent a valid frame: never evicted to make room.
     spoke: bool,
+    /// The start of a line that has not ended yet (at most the cap).
+    line: Vec<u8>,
+    /// Bytes of an oversized line dropped so far (its newline not read yet).
+    dropped: usize,
+    /// Frames waiting to be written, from `sent` on.
+    out: Vec<u8>,
+    sent: usize,
+    /// Where each waiting frame ends in `out`.
+    ends: VecDeque<usize>,
+    /// When the waiting bytes last moved (or began to wait).
+    progress: Time,
+    /// The node closed it, or stopped: write what waits, then close.
+    closing: bool,
     /// The socket's descriptor, counted against the budget.
     _fd: FdToken,
 }
 
-/// Accepts connections until `stop` is set (and a connection wakes it).
-pub(crate) fn spawn_listener(
-    listener: TcpListener,
-    tx: Sender<Ctl>,
+enum Sock {
+    Listener { node: usize, listener: TcpListener },
+    Conn(Box<Conn>),
+}
+
+/// A node and what the loop keeps for it.
+struct Slot {
+    machine: Box<dyn Node + Send>,
     addr: NodeAddr,
-) -> std::io::Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    std::thread::Builder::new()
-        .name(format!("listen {addr}"))
-        .stack_size(IO_THREAD_STACK_BYTES)
-        .spawn(move || {
-            for s in listener.incoming() {
-                if flag.load(Ordering::SeqCst) {
+    listener: usize,
+    /// Open connections: the socket token of each.
+    conns: BTreeMap<ConnId, usize>,
+    next_conn: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    Tick,
+    Node {
+        key: usize,
+        timer: TimerId,
+    },
+    /// An accept that failed for want of resources, tried again.
+    Accept {
+        token: usize,
+    },
+}
+
+struct Loop {
+    index: usize,
+    poll: Poll,
+    rx: Receiver<Cmd>,
+    shared: Arc<Shared>,
+    io: IoLimits,
+    nodes: BTreeMap<usize, Slot>,
+    socks: Vec<Option<Sock>>,
+    free: Vec<usize>,
+    timers: BinaryHeap<Reverse<(Time, u64, Due)>>,
+    seq: u64,
+    /// Connections with frames to write this turn.
+    dirty: Vec<usize>,
+    /// What the turn recorded, handed to the recorder at its end.
+    records: Vec<Record>,
+    actions: Vec<Output>,
+    scratch: Box<[u8]>,
+    overloaded: bool,
+    exiting: bool,
+}
+
+impl Loop {
+    fn new(index: usize, poll: Poll, rx: Receiver<Cmd>, shared: Arc<Shared>, io: IoLimits) -> Self {
+        Loop {
+            index,
+            poll,
+            rx,
+            shared,
+            io,
+            nodes: BTreeMap::new(),
+            socks: Vec::new(),
+            free: Vec::new(),
+            timers: BinaryHeap::new(),
+            seq: 0,
+            dirty: Vec::new(),
+            records: Vec::new(),
+            actions: Vec::new(),
+            scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
+            overloaded: false,
+            exiting: false,
+        }
+    }
+
+    fn now(&self) -> Time {
+        self.shared.clock.now()
+    }
+
+    fn push_timer(&mut self, at: Time, due: Due) {
+        self.seq += 1;
+        self.timers.push(Reverse((at, self.seq, due)));
+    }
+
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        let now = self.now();
+        self.push_timer(now + TICK, Due::Tick);
+        let mut exit_deadline = None;
+        loop {
+            let timeout = self.timers.peek().map(|Reverse((at, _, _))| {
+                let wait = self.shared.clock.instant(*at);
+                wait.saturating_duration_since(std::time::Instant::now())
+            });
+            let timeout = match exit_deadline {
+                Some(_) => Some(StdDuration::from_millis(20)),
+                None => timeout,
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != ErrorKind::Interrupted
+            {
+                self.note_for(None, format!("event loop {} stopped: {e}", self.index));
+                return;
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => self.commands(),
+                    Token(t) => self.ready(t, ev.is_readable(), ev.is_writable()),
+                }
+            }
+            self.fire_due();
+            self.flush_turn();
+            if self.exiting {
+                let deadline =
+                    *exit_deadline.get_or_insert_with(|| std::time::Instant::now() + EXIT_FLUSH);
+                let waiting = self.socks.iter().flatten().any(|s| match s {
+                    Sock::Conn(c) => c.sent < c.out.len(),
+                    Sock::Listener { .. } => false,
+                });
+                if !waiting || std::time::Instant::now() >= deadline {
                     return;
                 }
-                match s {
-                    Ok(stream) => {
-                        if tx.send(Ctl::Accepted(stream)).is_err() {
-                            return;
-                        }
-                    }
-                    // Out of descriptors or a connection reset before accept: wait a little
-                    // rather than spin, and keep serving.
-                    Err(_) => std::thread::sleep(StdDuration::from_millis(50)),
-                }
-            }
-        })?;
-    Ok(stop)
-}
-
-struct Driver<N> {
-    node: N,
-    addr: NodeAddr,
-    shared: Arc<Shared>,
-    tx: Sender<Ctl>,
-    io: IoLimits,
-    conns: BTreeMap<ConnId, ConnIo>,
-    next_conn: u64,
-    timers: BinaryHeap<Reverse<(Time, TimerId)>>,
-    events: Vec<(Time, Event)>,
-    actions: Vec<Output>,
-}
-
-/// The driver thread's body.
-#[allow(clippy::too_many_arguments)] // one call site, in `Runtime::spawn`
-pub(crate) fn run<N: Node>(
-    node: N,
-    addr: NodeAddr,
-    shared: Arc<Shared>,
-    tx: Sender<Ctl>,
-    rx: Receiver<Ctl>,
-    io: IoLimits,
-    stop: Arc<AtomicBool>,
-    wake: SocketAddr,
-) {
-    let mut d = Driver {
-        node,
-        addr,
-        shared,
-        tx,
-        io,
-        conns: BTreeMap::new(),
-        next_conn: 0,
-        timers: BinaryHeap::new(),
-        events: Vec::new(),
-        actions: Vec::new(),
-    };
-    d.feed(Input::Start);
-    let abrupt = d.serve(&rx);
-    stop.store(true, Ordering::SeqCst);
-    // Wake the listener so that it sees the flag and drops the socket.
-    let _ = TcpStream::connect_timeout(&wake, StdDuration::from_secs(1));
-    if abrupt {
-        let at = d.shared.clock.now();
-        let e = WorldEvent::Down {
-            node: d.addr,
-            silent: false,
-        };
-        d.shared.world(at, d.addr, &e);
-    }
-    for (_, c) in std::mem::take(&mut d.conns) {
-        if abrupt {
-            let _ = c.stream.shutdown(Shutdown::Both);
-        }
-        // Otherwise dropping the queue lets the writer send what is queued, then close.
-    }
-}
-
-impl<N: Node> Driver<N> {
-    /// Runs until told to stop; returns whether the stop is abrupt.
-    fn serve(&mut self, rx: &Receiver<Ctl>) -> bool {
-        loop {
-            let msg = match self.timers.peek() {
-                Some(Reverse((at, _))) => {
-                    let wait = self.shared.clock.instant(*at);
-                    let left = wait.saturating_duration_since(std::time::Instant::now());
-                    rx.recv_timeout(left)
-                }
-                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            match msg {
-                Ok(Ctl::Shutdown) | Err(RecvTimeoutError::Disconnected) => return false,
-                Ok(Ctl::Kill) => return true,
-                Ok(m) => self.control(m),
-                Err(RecvTimeoutError::Timeout) => {}
-            }
-            self.fire_due_timers();
-        }
-    }
-
-    fn fire_due_timers(&mut self) {
-        let now = self.shared.clock.now();
-        while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            self.feed(Input::Timer(timer));
-        }
-    }
-
-    fn control(&mut self, msg: Ctl) {
-        match msg {
-            Ctl::Accepted(stream) => self.accepted(stream),
-            Ctl::Dialed { addr, result } => match result {
-                Ok(_) if !self.shared.fds.has_room() => {
-                    self.shared.fds.refused();
-                    self.note(format!(
-                        "connection to {addr} dropped: the descriptor budget is spent"
-                    ));
-                    self.feed(Input::ConnectFailed { addr });
-                }
-                Ok(stream) => self.open(stream, addr, true),
-                Err(e) => {
-                    self.note(format!("cannot connect to {addr}: {e}"));
-                    self.feed(Input::ConnectFailed { addr });
-                }
-            },
-            Ctl::Frame { conn, frame } => {
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.spoke |= frame.is_ok();
-                    let input = match frame {
-                        Ok(msg) => Input::Received { conn, msg },
-                        Err(error) => Input::Malformed { conn, error },
-                    };
-                    self.feed(input);
-                }
-            }
-            Ctl::Gone { conn, why } => {
-                if let Some(c) = self.conns.remove(&conn) {
-                    let _ = c.stream.shutdown(Shutdown::Both);
-                    if let Some(why) = why {
-                        self.note(format!("connection with {} failed: {why}", c.remote));
-                    }
-                    self.feed(Input::Closed { conn });
-                }
-            }
-            Ctl::Originate(body) => self.feed(Input::Originate { body }),
-            Ctl::Shutdown | Ctl::Kill => {
-                debug_assert!(false, "stop messages are handled by serve()");
             }
         }
     }
 
-    fn accepted(&mut self, stream: TcpStream) {
-        let remote = match stream.peer_addr() {
-            Ok(SocketAddr::V4(a)) => NodeAddr::new(*a.ip(), a.port()),
-            // Listeners bind IPv4 addresses only; a connection that is already gone is
-            // nothing to serve.
-            Ok(SocketAddr::V6(_)) | Err(_) => return,
-        };
-        if !self.shared.fds.has_room() && !self.evict_for(remote) {
-            self.refuse_busy(&stream, remote);
+    // ----- sockets -----
+
+    fn insert_sock(&mut self, s: Sock) -> usize {
+        match self.free.pop() {
+            Some(t) => {
+                self.socks[t] = Some(s);
+                t
+            }
+            None => {
+                self.socks.push(Some(s));
+                self.socks.len() - 1
+            }
+        }
+    }
+
+    /// Drops a socket (closing it). A connection is shut down first, so the other end sees
+    /// the close at once.
+    fn drop_sock(&mut self, token: usize) {
+        let Some(s) = self.socks.get_mut(token).and_then(Option::take) else {
             return;
+        };
+        match s {
+            Sock::Conn(mut c) => {
+                let _ = self.poll.registry().deregister(&mut c.stream);
+                let _ = c.stream.shutdown(Shutdown::Both);
+                if c.dialing.is_none() {
+                    self.shared.stats.connection_closed();
+                }
+            }
+            Sock::Listener { mut listener, .. } => {
+                let _ = self.poll.registry().deregister(&mut listener);
+            }
         }
-        self.open(stream, remote, false);
+        self.free.push(token);
     }
 
-    /// Closes the oldest inbound connection that has said nothing valid, to make room for
-    /// one from `newcomer`; whether the budget then has room.
-    fn evict_for(&mut self, newcomer: NodeAddr) -> bool {
-        let victim = self
-            .conns
-            .iter()
-            .find(|(_, c)| c.inbound && !c.spoke)
-            .map(|(id, _)| *id);
-        let Some(conn) = victim else {
+    fn conn(&mut self, token: usize) -> Option<&mut Conn> {
+        match self.socks.get_mut(token) {
+            Some(Some(Sock::Conn(c))) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn ready(&mut self, token: usize, readable: bool, writable: bool) {
+        match self.socks.get(token) {
+            Some(Some(Sock::Listener { .. })) => self.accept(token),
+            Some(Some(Sock::Conn(c))) => {
+                if c.dialing.is_some() {
+                    if writable || readable {
+                        self.dial_finished(token);
+                    }
+                    return;
+                }
+                if writable {
+                    self.write(token);
+                }
+                if readable {
+                    self.read(token);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn accept(&mut self, token: usize) {
+        loop {
+            let Some(Some(Sock::Listener { node, listener })) = self.socks.get(token) else {
+                return;
+            };
+            let node = *node;
+            match listener.accept() {
+                Ok((stream, SocketAddr::V4(a))) => {
+                    let remote = NodeAddr::new(*a.ip(), a.port());
+                    let fds = Arc::clone(&self.shared.fds);
+                    if !fds.has_room() && !self.evict_for(node, remote) {
+                        self.refuse_busy(node, stream, remote);
+                        continue;
+                    }
+                    self.open(node, stream, remote, false);
+                }
+                // Listeners bind IPv4 addresses only.
+                Ok((_, SocketAddr::V6(_))) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    // Out of descriptors or memory: try again shortly rather than spin.
+                    self.note_for(Some(node), format!("accept failed: {e}; retrying in 50 ms"));
+                    let at = self.now() + Duration::from_millis(50);
+                    self.push_timer(at, Due::Accept { token });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Closes the oldest inbound connection of `node` that has said nothing valid, to make
+    /// room for one from `newcomer`; whether the budget then has room.
+    fn evict_for(&mut self, node: usize, newcomer: NodeAddr) -> bool {
+        let victim = self.nodes.get(&node).and_then(|slot| {
+            slot.conns
+                .iter()
+                .find_map(|(id, &t)| match self.socks.get(t) {
+                    Some(Some(Sock::Conn(c))) if c.inbound && !c.spoke && !c.closing => {
+                        Some((*id, t))
+                    }
+                    _ => None,
+                })
+        });
+        let Some((id, t)) = victim else {
             return false;
         };
-        if let Some(c) = self.conns.remove(&conn) {
-            let _ = c.stream.shutdown(Shutdown::Both);
-            self.shared.fds.evicted();
-            let n = self.shared.fds.figures().evicted;
-            if n.is_power_of_two() {
-                self.note(format!(
-                    "descriptor budget spent: closed {} (silent) to serve {newcomer} ({n} so far)",
-                    c.remote
-                ));
-            }
-            self.feed(Input::Closed { conn });
+        let remote = match self.conn(t) {
+            Some(c) => c.remote,
+            None => return false,
+        };
+        if let Some(slot) = self.nodes.get_mut(&node) {
+            slot.conns.remove(&id);
         }
-        self.shared.fds.has_room_after_eviction()
+        self.drop_sock(t);
+        self.shared.fds.evicted();
+        let n = self.shared.fds.figures().evicted;
+        if n.is_power_of_two() {
+            self.note_for(
+                Some(node),
+                format!(
+                    "descriptor budget spent: closed {remote} (silent) to serve {newcomer} ({n} so far)"
+                ),
+            );
+        }
+        self.feed(node, Input::Closed { conn: id });
+        self.shared.fds.has_room()
     }
 
     /// Answers `busy` on an accepted socket the budget cannot serve, and drops it.
-    fn refuse_busy(&self, stream: &TcpStream, remote: NodeAddr) {
+    fn refuse_busy(&mut self, node: usize, mut stream: TcpStream, remote: NodeAddr) {
         let busy = Message::Refuse {
             reason: sim_core::wire::RefuseReason::Busy,
         };
-        let _ = stream.set_write_timeout(Some(StdDuration::from_millis(100)));
-        let _ = (&*stream).write_all(busy.encode().as_bytes());
+        // A fresh socket's buffer takes the line at once; if not, the refusal is lost, not
+        // waited for.
+        let _ = stream.write(busy.encode().as_bytes());
         let _ = stream.shutdown(Shutdown::Both);
         self.shared.fds.refused();
         let figures = self.shared.fds.figures();
         if figures.refused.is_power_of_two() {
-            self.note(format!(
-                "refused {remote}: busy, the descriptor budget ({} connections under a limit of {}) is spent ({} refused so far)",
-                figures.connections_max, figures.limit, figures.refused
-            ));
+            self.note_for(
+                Some(node),
+                format!(
+                    "refused {remote}: busy, the descriptor budget ({} connections under a limit of {}) is spent ({} refused so far)",
+                    figures.connections_max, figures.limit, figures.refused
+                ),
+            );
         }
     }
 
-    /// Starts the reader and writer of a new connection and tells the node.
-    fn open(&mut self, stream: TcpStream, remote: NodeAddr, outbound: bool) {
-        let conn = ConnId::new(self.next_conn);
-        self.next_conn += 1;
-        match self.start_io(conn, stream, remote, !outbound) {
-            Ok(c) => {
-                self.conns.insert(conn, c);
-                self.feed(Input::Connected {
-                    conn,
-                    remote,
-                    outbound,
-                });
+    /// Serves a new connection and tells the node.
+    fn open(&mut self, node: usize, mut stream: TcpStream, remote: NodeAddr, outbound: bool) {
+        let fd = FdToken::take(&self.shared.fds);
+        let _ = stream.set_nodelay(true);
+        let token = self.free.last().copied().unwrap_or(self.socks.len());
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.note_for(
+                Some(node),
+                format!("cannot serve connection with {remote}: {e}"),
+            );
+            if outbound {
+                self.feed(node, Input::ConnectFailed { addr: remote });
             }
+            return;
+        }
+        let now = self.now();
+        let Some(slot) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        let id = ConnId::new(slot.next_conn);
+        slot.next_conn += 1;
+        let t = self.insert_sock(Sock::Conn(Box::new(Conn {
+            node,
+            id,
+            stream,
+            remote,
+            dialing: None,
+            inbound: !outbound,
+            spoke: false,
+            line: Vec::new(),
+            dropped: 0,
+            out: Vec::new(),
+            sent: 0,
+            ends: VecDeque::new(),
+            progress: now,
+            closing: false,
+            _fd: fd,
+        })));
+        debug_assert_eq!(t, token, "the token registered is the slot taken");
+        if let Some(slot) = self.nodes.get_mut(&node) {
+            slot.conns.insert(id, t);
+        }
+        self.shared.stats.connection_opened();
+        self.feed(
+            node,
+            Input::Connected {
+                conn: id,
+                remote,
+                outbound,
+            },
+        );
+    }
+
+    fn dial(&mut self, node: usize, addr: NodeAddr) {
+        if !self.shared.fds.has_room() {
+            self.shared.fds.refused();
+            self.note_for(
+                Some(node),
+                format!("cannot connect to {addr}: the descriptor budget is spent"),
+            );
+            self.feed(node, Input::ConnectFailed { addr });
+            return;
+        }
+        let target = SocketAddr::from((addr.ip, addr.port));
+        let mut stream = match TcpStream::connect(target) {
+            Ok(s) => s,
             Err(e) => {
-                self.note(format!("cannot serve connection with {remote}: {e}"));
-                if outbound {
-                    self.feed(Input::ConnectFailed { addr: remote });
+                self.note_for(Some(node), format!("cannot connect to {addr}: {e}"));
+                self.feed(node, Input::ConnectFailed { addr });
+                return;
+            }
+        };
+        let fd = FdToken::take(&self.shared.fds);
+        let token = self.free.last().copied().unwrap_or(self.socks.len());
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.note_for(Some(node), format!("cannot connect to {addr}: {e}"));
+            self.feed(node, Input::ConnectFailed { addr });
+            return;
+        }
+        let now = self.now();
+        let deadline = now + Duration(self.io.connect_timeout.as_micros() as u64);
+        let t = self.insert_sock(Sock::Conn(Box::new(Conn {
+            node,
+            id: ConnId::new(u64::MAX),
+            stream,
+            remote: addr,
+            dialing: Some(deadline),
+            inbound: false,
+            spoke: false,
+            line: Vec::new(),
+            dropped: 0,
+            out: Vec::new(),
+            sent: 0,
+            ends: VecDeque::new(),
+            progress: now,
+            closing: false,
+            _fd: fd,
+        })));
+        debug_assert_eq!(t, token, "the token registered is the slot taken");
+    }
+
+    /// A dial's socket became ready: connected, or failed.
+    fn dial_finished(&mut self, token: usize) {
+        let Some(c) = self.conn(token) else {
+            return;
+        };
+        let failure = match c.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => match c.stream.peer_addr() {
+                Ok(_) => None,
+                Err(e) if e.kind() == ErrorKind::NotConnected => return, // not yet
+                Err(e) => Some(e),
+            },
+        };
+        let (node, addr) = (c.node, c.remote);
+        match failure {
+            Some(e) => {
+                self.drop_sock(token);
+                self.note_for(Some(node), format!("cannot connect to {addr}: {e}"));
+                self.feed(node, Input::ConnectFailed { addr });
+            }
+            None => {
+                let now = self.now();
+                let Some(slot) = self.nodes.get_mut(&node) else {
+                    self.drop_sock(token);
+                    return;
+                };
+                let id = ConnId::new(slot.next_conn);
+                slot.next_conn += 1;
+                slot.conns.insert(id, token);
+                if let Some(c) = self.conn(token) {
+                    c.id = id;
+                    c.dialing = None;
+                    c.progress = now;
+                    let _ = c.stream.set_nodelay(true);
+                }
+                self.shared.stats.connection_opened();
+                self.feed(
+                    node,
+                    Input::Connected {
+                        conn: id,
+                        remote: addr,
+                        outbound: true,
+                    },
+                );
+                // Bytes may have come with the connection.
+                self.read(token);
+            }
+        }
+    }
+
+    /// Reads what the socket has, to `WouldBlock`, feeding each whole line.
+    fn read(&mut self, token: usize) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        while let Some(c) = self.conn(token) {
+            if c.closing {
+                // The node is done with it: what comes now is read and dropped.
+                match c.stream.read(&mut scratch) {
+                    Ok(0) => {
+                        self.drop_sock(token);
+                        break;
+                    }
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+            match c.stream.read(&mut scratch) {
+                Ok(0) => {
+                    let partial = c.line.len() + c.dropped;
+                    let why = (partial > 0).then(|| {
+                        format!("closed in the middle of a frame ({partial} bytes unread)")
+                    });
+                    self.gone(token, why);
+                    break;
+                }
+                Ok(n) => {
+                    self.shared.stats.reads.fetch_add(1, Ordering::Relaxed);
+                    self.shared
+                        .stats
+                        .bytes_in
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    if !self.lines(token, &scratch[..n]) || n < scratch.len() {
+                        // A short read emptied the socket's queue: bytes that come after it
+                        // raise a new edge, so the `WouldBlock` read is saved (it was half
+                        // of all reads).
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.gone(token, Some(e.to_string()));
+                    break;
+                }
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    /// Feeds the whole lines of `bytes` (after what the connection holds of an earlier
+    /// one); keeps the unfinished end. False once the connection is no longer served.
+    fn lines(&mut self, token: usize, mut bytes: &[u8]) -> bool {
+        // `+ 1` for the `\r` of a `\r\n` line end; `decode` checks the exact limit.
+        let cap = FRAME_BYTES_MAX + 1;
+        while !bytes.is_empty() {
+            let Some(c) = self.conn(token) else {
+                return false;
+            };
+            if c.closing {
+                return false;
+            }
+            let (chunk, found) = match bytes.iter().position(|&b| b == b'\n') {
+                Some(i) => (&bytes[..i], true),
+                None => (bytes, false),
+            };
+            bytes = &bytes[chunk.len() + usize::from(found)..];
+            if c.dropped > 0 || c.line.len() + chunk.len() > cap {
+                c.dropped += c.line.len() + chunk.len();
+                c.line = Vec::new();
+            } else if !found || !c.line.is_empty() {
+                c.line.extend_from_slice(chunk);
+            }
+            if !found {
+                continue;
+            }
+            let frame = if c.dropped > 0 {
+                let bytes = std::mem::take(&mut c.dropped);
+                Err(WireError::TooLong { bytes })
+            } else if c.line.is_empty() {
+                // The whole line is in this read: decoded where it lies.
+                decode(chunk)
+            } else {
+                let line = std::mem::take(&mut c.line);
+                decode(&line)
+            };
+            c.spoke |= frame.is_ok();
+            let (node, conn) = (c.node, c.id);
+            self.shared.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+            let input = match frame {
+                Ok(msg) => Input::Received { conn, msg },
+                Err(error) => Input::Malformed { conn, error },
+            };
+            self.feed(node, input);
+        }
+        true
+    }
+
+    /// The connection ended from the other side (or failed): the node is told.
+    fn gone(&mut self, token: usize, why: Option<String>) {
+        let Some(c) = self.conn(token) else {
+            return;
+        };
+        let (node, id, remote, closing) = (c.node, c.id, c.remote, c.closing);
+        self.drop_sock(token);
+        if closing {
+            return;
+        }
+        if let Some(slot) = self.nodes.get_mut(&node) {
+            slot.conns.remove(&id);
+        }
+        if let Some(why) = why {
+            self.note_for(
+                Some(node),
+                format!("connection with {remote} failed: {why}"),
+            );
+        }
+        self.feed(node, Input::Closed { conn: id });
+    }
+
+    /// Writes what waits on the connection, as much as the socket takes.
+    fn write(&mut self, token: usize) {
+        let now = self.now();
+        let Some(c) = self.conn(token) else {
+            return;
+        };
+        let mut failed = None;
+        let mut writes = 0u64;
+        let mut moved = 0usize;
+        while c.sent < c.out.len() {
+            match c.stream.write(&c.out[c.sent..]) {
+                Ok(0) => {
+                    failed = Some("write failed: the socket took nothing".to_string());
+                    break;
+                }
+                Ok(n) => {
+                    c.sent += n;
+                    moved += n;
+                    writes += 1;
+                    c.progress = now;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failed = Some(format!("write failed: {e}"));
+                    break;
+                }
+            }
+        }
+        while c.ends.front().is_some_and(|&end| end <= c.sent) {
+            c.ends.pop_front();
+        }
+        let done = c.sent == c.out.len();
+        if done {
+            c.out.clear();
+            c.sent = 0;
+            if c.out.capacity() > 64 * 1024 {
+                c.out = Vec::new();
+            }
+        } else if c.sent > c.out.len() / 2 {
+            let sent = c.sent;
+            c.out.drain(..sent);
+            c.sent = 0;
+            for e in &mut c.ends {
+                *e -= sent;
+            }
+        }
+        let closing = c.closing;
+        let stats = &self.shared.stats;
+        stats.writes.fetch_add(writes, Ordering::Relaxed);
+        stats.bytes_out.fetch_add(moved as u64, Ordering::Relaxed);
+        if let Some(why) = failed {
+            self.gone(token, Some(why));
+        } else if done && closing {
+            self.drop_sock(token);
+        }
+    }
+
+    // ----- nodes -----
+
+    fn commands(&mut self) {
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Cmd::Add {
+                    node,
+                    addr,
+                    mut listener,
+                    key,
+                } => {
+                    let token = self.free.last().copied().unwrap_or(self.socks.len());
+                    if let Err(e) = self.poll.registry().register(
+                        &mut listener,
+                        Token(token),
+                        Interest::READABLE,
+                    ) {
+                        self.note_for(None, format!("{addr} cannot listen: {e}"));
+                        continue;
+                    }
+                    let t = self.insert_sock(Sock::Listener {
+                        node: key,
+                        listener,
+                    });
+                    self.nodes.insert(
+                        key,
+                        Slot {
+                            machine: node,
+                            addr,
+                            listener: t,
+                            conns: BTreeMap::new(),
+                            next_conn: 0,
+                        },
+                    );
+                    self.feed(key, Input::Start);
+                    // Connections may have queued before the listener was registered.
+                    self.accept(t);
+                }
+                Cmd::Originate { key, body } => self.feed(key, Input::Originate { body }),
+                Cmd::Stop { key, abrupt, done } => {
+                    self.stop(key, abrupt);
+                    let _ = done.send(());
+                }
+                Cmd::Exit => {
+                    let keys: Vec<usize> = self.nodes.keys().copied().collect();
+                    for k in keys {
+                        self.stop(k, false);
+                    }
+                    self.exiting = true;
                 }
             }
         }
     }
 
-    fn start_io(
-        &self,
-        conn: ConnId,
-        stream: TcpStream,
-        remote: NodeAddr,
-        inbound: bool,
-    ) -> std::io::Result<ConnIo> {
-        let fds = &self.shared.fds;
-        let fd = FdToken::take(fds);
-        stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(self.io.write_timeout))?;
-        let (queue, frames) = mpsc::sync_channel::<Vec<u8>>(self.io.write_queue_frames_max);
-        let reader = (stream.try_clone()?, FdToken::take(fds));
-        let writer = (stream.try_clone()?, FdToken::take(fds));
-        let tx = self.tx.clone();
-        std::thread::Builder::new()
-            .name(format!("read {remote}"))
-            .stack_size(IO_THREAD_STACK_BYTES)
-            .spawn(move || {
-                let (s, _fd) = reader;
-                read_frames(conn, s, &tx);
-            })?;
-        let tx = self.tx.clone();
-        std::thread::Builder::new()
-            .name(format!("write {remote}"))
-            .stack_size(IO_THREAD_STACK_BYTES)
-            .spawn(move || {
-                let (s, _fd) = writer;
-                write_frames(conn, s, &frames, &tx);
-            })?;
-        Ok(ConnIo {
-            remote,
-            queue,
-            stream,
-            inbound,
-            spoke: false,
-            _fd: fd,
-        })
+    /// Stops a node: its listener closes; its connections close after what is queued on
+    /// them (at once, as a crash, when `abrupt`); its dials are dropped.
+    fn stop(&mut self, key: usize, abrupt: bool) {
+        let Some(slot) = self.nodes.remove(&key) else {
+            return;
+        };
+        if abrupt {
+            let e = WorldEvent::Down {
+                node: slot.addr,
+                silent: false,
+            };
+            self.records.push(Record::World(self.now(), slot.addr, e));
+        }
+        self.drop_sock(slot.listener);
+        let dials: Vec<usize> = self
+            .socks
+            .iter()
+            .enumerate()
+            .filter_map(|(t, s)| match s {
+                Some(Sock::Conn(c)) if c.node == key && c.dialing.is_some() => Some(t),
+                _ => None,
+            })
+            .collect();
+        for t in dials {
+            self.drop_sock(t);
+        }
+        for (_, t) in slot.conns {
+            if abrupt {
+                self.drop_sock(t);
+            } else if let Some(c) = self.conn(t) {
+                c.closing = true;
+                if c.sent == c.out.len() {
+                    self.drop_sock(t);
+                } else {
+                    self.dirty.push(t);
+                }
+            }
+        }
     }
 
     /// Feeds one input and does what the node asks, until nothing more follows from it.
-    fn feed(&mut self, input: Input) {
+    fn feed(&mut self, key: usize, input: Input) {
         let mut pending = vec![input];
         while let Some(input) = pending.pop() {
-            let now = self.shared.clock.now();
-            self.node.handle(now, input);
-            while let Some(out) = self.node.poll_output() {
+            let now = self.now();
+            let Some(slot) = self.nodes.get_mut(&key) else {
+                return;
+            };
+            slot.machine.handle(now, input);
+            let addr = slot.addr;
+            while let Some(out) = slot.machine.poll_output() {
                 match out {
-                    Output::Event(e) => self.events.push((now, e)),
+                    Output::Event(e) => self.records.push(Record::Event(now, addr, e)),
                     other => self.actions.push(other),
                 }
             }
-            // Events first: the recorder then sees a delivery before anything it causes.
-            self.shared.events(self.addr, &self.events);
-            self.events.clear();
             for out in std::mem::take(&mut self.actions) {
-                if let Some(next) = self.act(out) {
+                if let Some(next) = self.act(key, out, now) {
                     pending.push(next);
                 }
             }
@@ -391,20 +898,26 @@ impl<N: Node> Driver<N> {
 
     /// Does one output; returns an input it causes at once (a connection closed because
     /// its write queue is full).
-    fn act(&mut self, out: Output) -> Option<Input> {
+    fn act(&mut self, key: usize, out: Output, now: Time) -> Option<Input> {
         match out {
             Output::Connect { addr } => {
-                self.dial(addr);
+                self.dial(key, addr);
                 None
             }
-            Output::Send { conn, msg } => self.send(conn, &msg),
+            Output::Send { conn, msg } => self.send(key, conn, &msg, now),
             Output::Close { conn } => {
-                // Dropping the queue lets the writer finish what is queued, then close.
-                self.conns.remove(&conn);
+                let t = self.nodes.get_mut(&key)?.conns.remove(&conn)?;
+                let c = self.conn(t)?;
+                c.closing = true;
+                if c.sent == c.out.len() {
+                    self.drop_sock(t);
+                } else {
+                    self.dirty.push(t);
+                }
                 None
             }
             Output::SetTimer { at, timer } => {
-                self.timers.push(Reverse((at, timer)));
+                self.push_timer(at, Due::Node { key, timer });
                 None
             }
             Output::Event(e) => {
@@ -414,92 +927,154 @@ impl<N: Node> Driver<N> {
         }
     }
 
-    fn send(&mut self, conn: ConnId, msg: &Message) -> Option<Input> {
-        let c = self.conns.get(&conn)?;
-        match c.queue.try_send(msg.encode().into_bytes()) {
-            Ok(()) => None,
-            Err(TrySendError::Full(_)) => {
-                let c = self.conns.remove(&conn)?;
-                let _ = c.stream.shutdown(Shutdown::Both);
-                let max = self.io.write_queue_frames_max;
-                self.note(format!(
-                    "{max} frames queued for {}: too slow, connection closed",
-                    c.remote
-                ));
-                Some(Input::Closed { conn })
+    fn send(&mut self, key: usize, conn: ConnId, msg: &Message, now: Time) -> Option<Input> {
+        let t = *self.nodes.get(&key)?.conns.get(&conn)?;
+        let max = self.io.write_queue_frames_max;
+        let c = self.conn(t)?;
+        if c.ends.len() >= max {
+            let remote = c.remote;
+            if let Some(slot) = self.nodes.get_mut(&key) {
+                slot.conns.remove(&conn);
             }
-            // The writer stopped on an error; its `Gone` is on the way.
-            Err(TrySendError::Disconnected(_)) => None,
+            self.drop_sock(t);
+            self.note_for(
+                Some(key),
+                format!("{max} frames queued for {remote}: too slow, connection closed"),
+            );
+            return Some(Input::Closed { conn });
+        }
+        let first = c.sent == c.out.len();
+        if first {
+            c.progress = now;
+        }
+        // Writing into a Vec cannot fail.
+        let _ = writeln!(c.out, "{msg}");
+        c.ends.push_back(c.out.len());
+        let depth = c.ends.len();
+        if first {
+            self.dirty.push(t);
+        }
+        let stats = &self.shared.stats;
+        stats.frames_out.fetch_add(1, Ordering::Relaxed);
+        stats.queue_frames_peak.fetch_max(depth, Ordering::Relaxed);
+        None
+    }
+
+    // ----- time -----
+
+    fn fire_due(&mut self) {
+        let now = self.now();
+        while let Some(&Reverse((at, _, due))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match due {
+                Due::Tick => self.tick(at, now),
+                Due::Accept { token } => self.accept(token),
+                Due::Node {
+                    key,
+                    timer: TimerId::Liveness,
+                } if self.overloaded => {
+                    // Its verdict would count our lateness as the neighbours' silence.
+                    self.shared
+                        .stats
+                        .liveness_deferred
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.push_timer(
+                        now + DEFER,
+                        Due::Node {
+                            key,
+                            timer: TimerId::Liveness,
+                        },
+                    );
+                }
+                Due::Node { key, timer } => self.feed(key, Input::Timer(timer)),
+            }
         }
     }
 
-    fn dial(&self, addr: NodeAddr) {
-        let tx = self.tx.clone();
-        let timeout = self.io.connect_timeout;
-        let target = SocketAddr::from((addr.ip, addr.port));
-        let spawned = std::thread::Builder::new()
-            .name(format!("dial {addr}"))
-            .stack_size(IO_THREAD_STACK_BYTES)
-            .spawn(move || {
-                let result = TcpStream::connect_timeout(&target, timeout);
-                let _ = tx.send(Ctl::Dialed { addr, result });
-            });
-        if let Err(e) = spawned {
-            let _ = self.tx.send(Ctl::Dialed {
-                addr,
-                result: Err(e),
-            });
+    /// The 100 ms tick: measures lag, gives up on slow dials and stalled writes.
+    fn tick(&mut self, scheduled: Time, now: Time) {
+        let lag = now.0.saturating_sub(scheduled.0);
+        {
+            let stats = &self.shared.stats;
+            stats.lag.lock().unwrap_or_else(|p| p.into_inner()).add(lag);
+        }
+        let overloaded = self.shared.stats.set_lag(self.index, lag);
+        if overloaded != self.overloaded {
+            self.overloaded = overloaded;
+            if overloaded {
+                let n = self
+                    .shared
+                    .stats
+                    .overload_episodes
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
+                if n.is_power_of_two() {
+                    self.note_for(
+                        None,
+                        format!(
+                            "overloaded: event loop {} runs {:.0} ms late (over {} ms); liveness rounds wait until it catches up ({n} times so far)",
+                            self.index,
+                            lag as f64 / 1e3,
+                            LAG_HIGH_MICROS / 1000
+                        ),
+                    );
+                }
+            }
+        }
+        self.push_timer(now + TICK, Due::Tick);
+        let write_timeout = Duration(self.io.write_timeout.as_micros() as u64);
+        let mut late_dials = Vec::new();
+        let mut stalled = Vec::new();
+        for (t, s) in self.socks.iter().enumerate() {
+            let Some(Sock::Conn(c)) = s else { continue };
+            if let Some(deadline) = c.dialing {
+                if now >= deadline {
+                    late_dials.push(t);
+                }
+            } else if c.sent < c.out.len() && now.0 >= c.progress.0 + write_timeout.0 {
+                stalled.push(t);
+            }
+        }
+        for t in late_dials {
+            let Some(c) = self.conn(t) else { continue };
+            let (node, addr) = (c.node, c.remote);
+            self.drop_sock(t);
+            self.note_for(Some(node), format!("cannot connect to {addr}: timed out"));
+            self.feed(node, Input::ConnectFailed { addr });
+        }
+        for t in stalled {
+            let secs = self.io.write_timeout.as_secs_f64();
+            self.gone(t, Some(format!("write failed: no progress for {secs} s")));
         }
     }
 
-    fn note(&self, text: String) {
-        self.shared.note(self.shared.clock.now(), self.addr, &text);
-    }
-}
-
-fn read_frames(conn: ConnId, stream: TcpStream, tx: &Sender<Ctl>) {
-    // `+ 1` for the `\r` of a `\r\n` line end; `decode` checks the exact limit.
-    let mut lines = LineReader::new(BufReader::new(stream), FRAME_BYTES_MAX + 1);
-    loop {
-        let frame = match lines.next_frame() {
-            Ok(Frame::Line(bytes)) => decode(&bytes),
-            Ok(Frame::TooLong { bytes }) => Err(WireError::TooLong { bytes }),
-            Ok(Frame::End { partial: 0 }) => {
-                let _ = tx.send(Ctl::Gone { conn, why: None });
-                return;
-            }
-            Ok(Frame::End { partial }) => {
-                let why = format!("closed in the middle of a frame ({partial} bytes unread)");
-                let _ = tx.send(Ctl::Gone {
-                    conn,
-                    why: Some(why),
-                });
-                return;
-            }
-            Err(e) => {
-                let why = Some(e.to_string());
-                let _ = tx.send(Ctl::Gone { conn, why });
-                return;
-            }
-        };
-        if tx.send(Ctl::Frame { conn, frame }).is_err() {
-            return; // the node has stopped
+    /// Hands the turn's records to the recorder, then writes what the turn queued: a
+    /// delivery is recorded before anything it causes can reach another loop.
+    fn flush_turn(&mut self) {
+        if !self.records.is_empty() {
+            self.shared.record(&mut self.records);
+        }
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for &t in &dirty {
+            self.write(t);
+        }
+        dirty.clear();
+        self.dirty = dirty;
+        if !self.records.is_empty() {
+            self.shared.record(&mut self.records);
         }
     }
-}
 
-fn write_frames(conn: ConnId, mut stream: TcpStream, frames: &Receiver<Vec<u8>>, tx: &Sender<Ctl>) {
-    for frame in frames {
-        if let Err(e) = stream.write_all(&frame) {
-            let _ = stream.shutdown(Shutdown::Both);
-            let _ = tx.send(Ctl::Gone {
-                conn,
-                why: Some(format!("write failed: {e}")),
-            });
-            return;
-        }
+    fn note_for(&mut self, node: Option<usize>, text: String) {
+        let addr = node
+            .and_then(|k| self.nodes.get(&k))
+            .map_or(NodeAddr::new([0, 0, 0, 0].into(), 0), |s| s.addr);
+        let now = self.now();
+        self.records.push(Record::Note(now, addr, text));
     }
-    // The node closed the connection (or stopped): everything queued is written.
-    let _ = stream.flush();
-    let _ = stream.shutdown(Shutdown::Both);
 }

@@ -1,7 +1,6 @@
 //! The descriptor budget: a process raises its soft descriptor limit to the hard one at start,
 //! keeps a reserve for the listeners, its files and the refusals themselves, and counts every
-//! connection descriptor it holds (a connection holds three: the socket and the reader's and
-//! writer's handles). A connection that would overdraw the budget is refused with
+//! connection descriptor it holds (one a connection, dials included). A connection that would overdraw the budget is refused with
 //! `Connection refused:busy`, or takes the place of the oldest inbound connection that has
 //! not said anything valid: `accept` never fails for want of a descriptor.
 
@@ -12,7 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// accepted socket of a refusal and the transient overdraw of evictions.
 pub const RESERVE: u64 = 64;
 /// Descriptors one served connection holds.
-pub const PER_CONNECTION: usize = 3;
+pub const PER_CONNECTION: usize = 1;
 
 /// A process's descriptor budget and what it refused.
 #[derive(Debug)]
@@ -133,16 +132,16 @@ mod tests {
 
     #[test]
     fn the_budget_counts_descriptors_and_keeps_its_reserve() {
-        let b = Arc::new(FdBudget::with_limit(RESERVE + 7));
+        let b = Arc::new(FdBudget::with_limit(RESERVE + 2));
         assert_eq!(b.figures().connections_max, 2);
-        let first: Vec<FdToken> = (0..3).map(|_| FdToken::take(&b)).collect();
+        let first = FdToken::take(&b);
         assert!(b.has_room());
-        let second: Vec<FdToken> = (0..3).map(|_| FdToken::take(&b)).collect();
+        let second = FdToken::take(&b);
         assert!(!b.has_room(), "a third connection would overdraw");
         assert!(b.has_room_after_eviction());
         drop(first);
         assert!(b.has_room());
-        assert_eq!(b.used(), 3);
+        assert_eq!(b.used(), 1);
         drop(second);
         assert_eq!(b.used(), 0);
     }

@@ -3,8 +3,9 @@
 //!
 //! A [`Runtime`] holds what the nodes of one process share (a monotonic clock with the UNIX
 //! time of its epoch, the recorder that writes the run folder, the digest memo). Each node
-//! started with [`Runtime::spawn_seed`] or [`Runtime::spawn_peer`] gets a driver thread that
-//! owns its machine (DESIGN.md, "The real backend").
+//! started with [`Runtime::spawn_seed`] or [`Runtime::spawn_peer`] is driven by one of the
+//! runtime's event loops, one thread per core over non-blocking sockets (DESIGN.md, "The real
+//! backend").
 //!
 //! ```no_run
 //! use net_real::{Listen, Runtime, RuntimeOptions};
@@ -29,7 +30,9 @@ mod driver;
 pub mod fds;
 pub mod frame;
 mod runtime;
+pub mod stats;
 
 pub use config::{ConfigError, parse_config, read_config, resolve};
 pub use driver::IoLimits;
 pub use runtime::{Clock, Console, Happening, Listen, NodeHandle, Runtime, RuntimeOptions};
+pub use stats::DriverFigures;

@@ -3,9 +3,8 @@
 
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4, TcpListener};
-use std::sync::mpsc::{self, Sender};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rand_chacha::ChaCha8Rng;
@@ -18,7 +17,8 @@ use sim_core::seed::{SeedConfig, SeedNode};
 use sim_core::sim::{Observer, WorldEvent};
 use sim_core::time::Time;
 
-use crate::driver::{self, Ctl, IoLimits};
+use crate::driver::{Cmd, IoLimits, LoopHandle};
+use crate::stats::{DriverFigures, DriverStats};
 
 /// Monotonic time since the process's epoch, plus the UNIX time of that epoch for the text
 /// timestamps on the wire and in `outputfile.log`.
@@ -81,6 +81,15 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     /// The process's descriptor budget.
     pub(crate) fds: Arc<crate::fds::FdBudget>,
+    /// What the event loops did.
+    pub(crate) stats: DriverStats,
+}
+
+/// One thing a loop's turn recorded.
+pub(crate) enum Record {
+    Event(Time, NodeAddr, Event),
+    World(Time, NodeAddr, WorldEvent),
+    Note(Time, NodeAddr, String),
 }
 
 impl Shared {
@@ -89,29 +98,31 @@ impl Shared {
         self.sink.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records `events` of `node`, in order, and wakes waiters.
-    pub(crate) fn events(&self, node: NodeAddr, events: &[(Time, Event)]) {
-        if events.is_empty() {
-            return;
-        }
+    /// Records a loop turn's `batch`, in order (leaving it empty), and wakes waiters.
+    pub(crate) fn record(&self, batch: &mut Vec<Record>) {
         let mut sink = self.lock();
         let Sink { rec, console } = &mut *sink;
-        for (at, e) in events {
-            rec.event(*at, node, e);
-            if let Some(c) = console.as_mut() {
-                c(*at, node, &Happening::Event(e));
+        for r in batch.drain(..) {
+            match r {
+                Record::Event(at, node, e) => {
+                    rec.event(at, node, &e);
+                    if let Some(c) = console.as_mut() {
+                        c(at, node, &Happening::Event(&e));
+                    }
+                }
+                Record::World(at, node, e) => {
+                    rec.world(at, &e);
+                    if let Some(c) = console.as_mut() {
+                        c(at, node, &Happening::World(&e));
+                    }
+                }
+                Record::Note(at, node, text) => {
+                    rec.note(at, node, &text);
+                    if let Some(c) = console.as_mut() {
+                        c(at, node, &Happening::Note(&text));
+                    }
+                }
             }
-        }
-        drop(sink);
-        self.changed.notify_all();
-    }
-
-    pub(crate) fn world(&self, at: Time, node: NodeAddr, e: &WorldEvent) {
-        let mut sink = self.lock();
-        let Sink { rec, console } = &mut *sink;
-        rec.world(at, e);
-        if let Some(c) = console.as_mut() {
-            c(at, node, &Happening::World(e));
         }
         drop(sink);
         self.changed.notify_all();
@@ -137,6 +148,8 @@ pub struct RuntimeOptions {
     pub console: Option<Console>,
     /// Socket limits.
     pub io: IoLimits,
+    /// Event-loop threads; 0: one per core.
+    pub loops: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -145,6 +158,7 @@ impl Default for RuntimeOptions {
             hash_iterations: sim_core::digest::ITERATIONS_DEFAULT,
             console: None,
             io: IoLimits::default(),
+            loops: 0,
         }
     }
 }
@@ -168,7 +182,7 @@ impl Listen {
         }
     }
 
-    /// Binds, naming the address and the likely cause when that fails.
+    /// Binds (non-blocking), naming the address and the likely cause when that fails.
     fn bind(&self) -> io::Result<(TcpListener, NodeAddr)> {
         let listener = TcpListener::bind(self.bind).map_err(|e| {
             let hint = match e.kind() {
@@ -201,15 +215,18 @@ impl Listen {
             }
             None => NodeAddr::new(*self.bind.ip(), port),
         };
+        listener.set_nonblocking(true)?;
         Ok((listener, addr))
     }
 }
 
-/// The nodes of one process share a clock, a recorder and a digest memo.
+/// The nodes of one process share a clock, a recorder, a digest memo and the event loops
+/// that drive them (DESIGN.md, "The real backend").
 pub struct Runtime {
     shared: Arc<Shared>,
     memo: Arc<DigestMemo>,
-    io: IoLimits,
+    loops: Vec<Arc<LoopHandle>>,
+    next_key: AtomicUsize,
 }
 
 impl Runtime {
@@ -217,19 +234,37 @@ impl Runtime {
     pub fn new(opts: RuntimeOptions) -> Self {
         let clock = Clock::start();
         let rec = Recorder::new(clock.wall_offset_micros());
-        Runtime {
-            shared: Arc::new(Shared {
-                sink: Mutex::new(Sink {
-                    rec,
-                    console: opts.console,
-                }),
-                changed: Condvar::new(),
-                clock,
-                fds: crate::fds::FdBudget::from_process(),
+        let shared = Arc::new(Shared {
+            sink: Mutex::new(Sink {
+                rec,
+                console: opts.console,
             }),
+            changed: Condvar::new(),
+            clock,
+            fds: crate::fds::FdBudget::from_process(),
+            stats: DriverStats::default(),
+        });
+        let wanted = match opts.loops {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        // A loop that cannot start leaves the others; none at all is reported at spawn.
+        let loops = (0..wanted)
+            .filter_map(|i| LoopHandle::start(i, Arc::clone(&shared), opts.io).ok())
+            .map(Arc::new)
+            .collect();
+        Runtime {
+            shared,
             memo: DigestMemo::new(opts.hash_iterations),
-            io: opts.io,
+            loops,
+            next_key: AtomicUsize::new(0),
         }
+    }
+
+    /// What the event loops did so far; `cpu_s` is the process's CPU time, for the cost
+    /// per frame.
+    pub fn driver_figures(&self, cpu_s: Option<f64>) -> DriverFigures {
+        self.shared.stats.figures(self.loops.len(), cpu_s)
     }
 
     /// The process's descriptor budget and what it refused so far.
@@ -257,7 +292,7 @@ impl Runtime {
         let (listener, addr) = listen.bind()?;
         cfg.wall_offset_micros = self.shared.clock.wall_offset_micros();
         let seed = SeedNode::new(addr, cfg, rng);
-        self.spawn(listener, addr, seed, "seed")
+        self.spawn(listener, addr, seed)
     }
 
     /// Starts a peer that knows `seeds`. Its wall offset is set from the process clock.
@@ -271,29 +306,33 @@ impl Runtime {
         let (listener, addr) = listen.bind()?;
         cfg.wall_offset_micros = self.shared.clock.wall_offset_micros();
         let peer = PeerNode::new(addr, seeds, cfg, rng, Arc::clone(&self.memo));
-        self.spawn(listener, addr, peer, "peer")
+        self.spawn(listener, addr, peer)
     }
 
+    /// Hands `node` to a loop (in turn, so that the loops share the nodes).
     fn spawn<N: Node + Send + 'static>(
         &self,
         listener: TcpListener,
         addr: NodeAddr,
         node: N,
-        kind: &str,
     ) -> io::Result<NodeHandle> {
-        let (tx, rx) = mpsc::channel();
-        let wake = listener.local_addr()?;
-        let stop = driver::spawn_listener(listener, tx.clone(), addr)?;
-        let shared = Arc::clone(&self.shared);
-        let io = self.io;
-        let ctl = tx.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("{kind} {addr}"))
-            .spawn(move || driver::run(node, addr, shared, ctl, rx, io, stop, wake))?;
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let Some(lp) = self.loops.get(key % self.loops.len().max(1)) else {
+            return Err(io::Error::other("no event loop could be started"));
+        };
+        let cmd = Cmd::Add {
+            node: Box::new(node),
+            addr,
+            listener: mio::net::TcpListener::from_std(listener),
+            key,
+        };
+        if !lp.send(cmd) {
+            return Err(io::Error::other("the event loop has stopped"));
+        }
         Ok(NodeHandle {
             addr,
-            tx,
-            thread: Some(thread),
+            key,
+            lp: Some(Arc::clone(lp)),
         })
     }
 
@@ -342,8 +381,8 @@ impl Runtime {
 /// A running node. Dropping the handle shuts the node down cleanly.
 pub struct NodeHandle {
     addr: NodeAddr,
-    tx: Sender<Ctl>,
-    thread: Option<JoinHandle<()>>,
+    key: usize,
+    lp: Option<Arc<LoopHandle>>,
 }
 
 impl NodeHandle {
@@ -354,42 +393,56 @@ impl NodeHandle {
 
     /// A function that asks this peer to originate a message, usable from another thread.
     pub fn originator(&self) -> impl Fn(String) + Send + 'static {
-        let tx = self.tx.clone();
+        let lp = self.lp.clone();
+        let key = self.key;
         move |body| {
-            let _ = tx.send(Ctl::Originate(body));
+            if let Some(lp) = &lp {
+                lp.send(Cmd::Originate { key, body });
+            }
         }
     }
 
     /// Asks a peer to originate a gossip message now (seeds ignore it).
     pub fn originate(&self, body: String) {
         // A node that has stopped has no use for it.
-        let _ = self.tx.send(Ctl::Originate(body));
+        if let Some(lp) = &self.lp {
+            lp.send(Cmd::Originate {
+                key: self.key,
+                body,
+            });
+        }
     }
 
-    /// Closes every connection after what was queued on it, stops listening and waits for
-    /// the driver to finish.
+    /// Closes every connection after what was queued on it, stops listening, and returns
+    /// once the node is gone from its loop.
     pub fn shutdown(mut self) {
-        self.stop(Ctl::Shutdown);
+        self.stop(false);
     }
 
-    /// Stops abruptly, as a crash would: connections are reset without flushing, and the
+    /// Stops abruptly, as a crash would: connections are closed without flushing, and the
     /// stop is recorded as a fault (`Fault: ADDR crashed`).
     pub fn kill(mut self) {
-        self.stop(Ctl::Kill);
+        self.stop(true);
     }
 
-    fn stop(&mut self, how: Ctl) {
-        let Some(t) = self.thread.take() else {
+    fn stop(&mut self, abrupt: bool) {
+        let Some(lp) = self.lp.take() else {
             return;
         };
-        let _ = self.tx.send(how);
-        // A driver that panicked has nothing left to clean up.
-        let _ = t.join();
+        let (done, stopped) = std::sync::mpsc::channel();
+        if lp.send(Cmd::Stop {
+            key: self.key,
+            abrupt,
+            done,
+        }) {
+            // A loop that ended drops the sender: nothing to wait for then.
+            let _ = stopped.recv();
+        }
     }
 }
 
 impl Drop for NodeHandle {
     fn drop(&mut self) {
-        self.stop(Ctl::Shutdown);
+        self.stop(false);
     }
 }
