@@ -50,6 +50,10 @@ enum Cmd {
     /// Draw the figures of a run folder (simulated or real; a folder holding only
     /// freqtrack.log gets the degree charts) and fit a power law to its degrees (fit.json).
     Plot(PlotArgs),
+    /// Join the run folders of separate real processes (seed, seeds, peer, swarm) into one
+    /// run folder, on the clock of the earliest: every CSV, hops across processes, detections
+    /// with the seeds' removals, summary.json, and the figures.
+    Merge(MergeArgs),
     /// Run an experiment (a sweep over settings and seeds on all cores) and write its report
     /// folder: CSV, figures and report.md with the command that reproduces it.
     ///
@@ -96,6 +100,19 @@ struct CampaignArgs {
 struct PlotArgs {
     /// The run folder (written by `sim`, `swarm`, `seeds`, `seed` or `peer`).
     dir: PathBuf,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// The run folders, one per process (each holds the events.jsonl a real run writes).
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+    /// The merged run folder.
+    #[arg(long, default_value = "results/merged")]
+    out: PathBuf,
+    /// Do not draw the figures (`gossipnet plot DIR` draws them later).
+    #[arg(long)]
+    no_plot: bool,
 }
 
 #[derive(Args)]
@@ -391,6 +408,7 @@ fn main() -> ExitCode {
         Cmd::Peer(args) => peer(&args),
         Cmd::Swarm(args) => swarm(&args),
         Cmd::Plot(args) => plot(&args.dir),
+        Cmd::Merge(args) => merge(&args),
         Cmd::Experiment(args) => experiment(&args),
     };
     match result {
@@ -497,6 +515,50 @@ pub(crate) fn plot(dir: &std::path::Path) -> Result<(), String> {
             ),
         ),
         None => row("degree power-law fit", "too few degrees to fit".into()),
+    }
+    Ok(())
+}
+
+/// `gossipnet merge DIR... [--out DIR] [--no-plot]`.
+fn merge(a: &MergeArgs) -> Result<(), String> {
+    let m = sim_core::report::merge::merge_dirs(&a.dirs)?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    m.write(&a.out, &command)?;
+    let epoch = m.recorder.wall_offset_micros;
+    println!(
+        "gossipnet merge: {} run folders, times in seconds since {} (UNIX, the first start)",
+        m.processes.len(),
+        Time(epoch)
+    );
+    for p in &m.processes {
+        row(
+            &p.dir.display().to_string(),
+            format!(
+                "{} nodes, from {:.3} s to {:.3} s",
+                p.nodes.len(),
+                (p.started_at_unix_us - epoch) as f64 / 1e6,
+                p.stopped_at_unix_us.saturating_sub(epoch) as f64 / 1e6
+            ),
+        );
+    }
+    for (peer, at) in &m.stopped {
+        row(
+            "stopped with its process",
+            format!("{peer} at {:.3} s, declared dead later", at.secs_f64()),
+        );
+    }
+    let rec = &m.recorder;
+    print_outcome(&rec.outcome());
+    let removed: usize = rec.removals.len();
+    if !rec.seeds.is_empty() {
+        row(
+            "seeds",
+            format!("{} ({removed} peers removed as dead)", rec.seeds.len()),
+        );
+    }
+    row("output", a.out.display().to_string());
+    if !a.no_plot {
+        plot(&a.out)?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The real-network commands as a person runs them: separate processes on loopback ports the
 //! OS chooses. Every child is killed when its guard drops, also when a test fails.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -312,4 +313,139 @@ fn a_seed_under_a_1024_descriptor_limit_answers_while_2000_connections_are_held(
     // Only `max` fit: of the 2 000 (some may still wait in the kernel's accept queue when
     // the test ends), the rest were turned away, none by a failed accept.
     assert!(turned >= 2000 - max - 200, "{row}");
+}
+
+/// README use case 1 in processes: a seed, and four peers each in its own process writing
+/// its own run folder; one peer is stopped with Ctrl-C while the others run on. `gossipnet
+/// merge` joins the five folders into one run: every delivery of every folder once, hops
+/// across processes, and the stopped peer's detections with the seed's removal.
+#[test]
+fn the_folders_of_a_seed_and_four_peer_processes_merge_into_one_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
+    let seed_out = path("seed-run");
+    let (mut seed, seed_addr) = listening(&["seed", "--port", "0", "--out", &seed_out], dir.path());
+    std::fs::write(dir.path().join("config.txt"), format!("{seed_addr}\n")).expect("write");
+    let mut peers = Vec::new();
+    for i in 0..4 {
+        let out = path(&format!("peer-{i}"));
+        let args = [
+            "peer",
+            "--port",
+            "0",
+            "--seed",
+            "5",
+            "--gossip-interval",
+            "300ms",
+            "--gossip-count",
+            "2",
+            "--liveness-interval",
+            "500ms",
+            "--hash-iterations",
+            "100",
+            "--topology",
+            "capacity:8,1,10",
+            "--out",
+            &out,
+        ];
+        let (peer, addr) = listening(&args, dir.path());
+        // Listed by the seed (checked and registered) before the next asks for the list, so
+        // that the overlay is complete.
+        peer.line_with("Registered with seed");
+        peers.push((peer, addr, out));
+    }
+    for (p, _, _) in &peers {
+        p.line_with("Generated gossip #2");
+    }
+    let victim = peers[2].1.clone();
+    peers[2].0.interrupt();
+    assert!(peers[2].0.wait().success());
+    peers[0]
+        .0
+        .line_with(&format!("Neighbour {victim} declared dead"));
+    seed.line_with(&format!("Dead Node:{victim} reported by"));
+    for (i, (p, _, _)) in peers.iter_mut().enumerate() {
+        if i != 2 {
+            p.interrupt();
+            assert!(p.wait().success());
+        }
+    }
+    seed.interrupt();
+    assert!(seed.wait().success());
+
+    let merged = dir.path().join("merged");
+    let mut args = vec!["merge".to_owned(), seed_out.clone()];
+    args.extend(peers.iter().map(|(_, _, out)| out.clone()));
+    args.extend(["--out".into(), path("merged")]);
+    let out = Command::new(BIN)
+        .args(&args)
+        .current_dir(dir.path())
+        .output()
+        .expect("gossipnet merge runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("{victim} at ")),
+        "the victim stopped with its process: {text}"
+    );
+
+    let rows = |dir: &Path, name: &str| -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(dir.join(name)).expect("a CSV file");
+        text.lines()
+            .skip(1)
+            .map(|l| l.split(',').map(str::to_owned).collect())
+            .collect()
+    };
+    // Every (message, receiver) of the peers' folders, once; hops known everywhere.
+    let mut want = BTreeSet::new();
+    for (_, _, out) in &peers {
+        for r in rows(Path::new(out), "deliveries.csv") {
+            assert!(want.insert((r[0].clone(), r[2].clone())), "{r:?} twice");
+        }
+    }
+    let got_rows = rows(&merged, "deliveries.csv");
+    let got: BTreeSet<_> = got_rows
+        .iter()
+        .map(|r| (r[0].clone(), r[2].clone()))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(got_rows.len(), want.len(), "a delivery twice");
+    for r in &got_rows {
+        assert!(r[4].parse::<u32>().is_ok(), "no hops: {r:?}");
+    }
+    let s = summary(&merged);
+    assert_eq!(s["driver"], "real");
+    assert_eq!(s["outcome"]["peers"], 4);
+    assert_eq!(s["outcome"]["messages"], 8);
+    assert_eq!(s["outcome"]["double_deliveries"], 0);
+    assert_eq!(s["outcome"]["coverage"], 1.0, "{s:#}");
+
+    // The victim's detections: after its stop, with the seed's removal, none false.
+    let victim_rows: Vec<_> = rows(&merged, "detections.csv")
+        .into_iter()
+        .filter(|r| r[0] == victim)
+        .collect();
+    assert!(!victim_rows.is_empty());
+    for r in &victim_rows {
+        let t = |k: usize| -> f64 { r[k].parse().unwrap_or_else(|_| panic!("column {k}: {r:?}")) };
+        assert!(t(2) <= t(3), "reported before it stopped: {r:?}");
+        assert!(t(2) <= t(4), "removed before it stopped: {r:?}");
+        assert_eq!(r[7], "false", "{r:?}");
+    }
+    for f in [
+        "degree_ccdf.png",
+        "coverage.png",
+        "hops.png",
+        "detection_latency.png",
+    ] {
+        assert!(merged.join(f).is_file(), "{f} missing");
+    }
+
+    let (ok, err) = run(&["merge", "nowhere"], dir.path());
+    assert!(!ok);
+    assert_eq!(err.trim(), "gossipnet: nowhere: no such folder");
 }

@@ -46,3 +46,12 @@ pub fn repro(cfg: &SimConfig) -> String {
 }
 
 pub mod real;
+
+/// Every figure `gossipnet plot` draws for a run folder with deliveries and a failure.
+pub const RUN_FIGURES: [&str; 5] = [
+    "degree_frequency",
+    "degree_ccdf",
+    "coverage",
+    "hops",
+    "detection_latency",
+];

@@ -143,6 +143,25 @@ pub fn registered(rec: &Recorder, peers: &[NodeAddr], seeds: usize) -> bool {
     })
 }
 
+/// Peers that declared `dead` dead.
+pub fn reporters_of(rec: &Recorder, dead: NodeAddr) -> BTreeSet<NodeAddr> {
+    rec.detections
+        .iter()
+        .filter(|d| d.dead == dead)
+        .map(|d| d.reporter)
+        .collect()
+}
+
+/// Seeds that removed `dead`.
+pub fn removers_of(rec: &Recorder, dead: NodeAddr) -> BTreeSet<NodeAddr> {
+    rec.removals
+        .get(&dead)
+        .into_iter()
+        .flatten()
+        .map(|(s, _)| *s)
+        .collect()
+}
+
 /// Every peer in `peers` is up and holds every other as a neighbour.
 pub fn overlay_complete(rec: &Recorder, peers: &[NodeAddr]) -> bool {
     let all: BTreeSet<NodeAddr> = peers.iter().copied().collect();

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use gossipnet_tests::real::{Cluster, SETTLE_TIMEOUT, twin};
-use gossipnet_tests::repro;
+use gossipnet_tests::real::{Cluster, SETTLE_TIMEOUT, removers_of, reporters_of, twin};
+use gossipnet_tests::{RUN_FIGURES, repro};
 use sim_core::addr::NodeAddr;
 use sim_core::digest::DigestMemo;
 use sim_core::peer::PeerConfig;
@@ -81,20 +81,8 @@ fn eight_peers_deliver_everything_once_and_detect_a_killed_peer_within_four_roun
     let reporters: BTreeSet<NodeAddr> = peers.iter().copied().filter(|p| *p != victim).collect();
     c.kill(3);
     let detected = c.rt.wait_until(SETTLE_TIMEOUT, |rec| {
-        let by: BTreeSet<_> = rec
-            .detections
-            .iter()
-            .filter(|d| d.dead == victim)
-            .map(|d| d.reporter)
-            .collect();
-        let removed: BTreeSet<_> = rec
-            .removals
-            .get(&victim)
-            .into_iter()
-            .flatten()
-            .map(|(s, _)| *s)
-            .collect();
-        by == reporters && registered_with.is_subset(&removed)
+        reporters_of(rec, victim) == reporters
+            && registered_with.is_subset(&removers_of(rec, victim))
     });
     let rec = c.finish();
     let down_at = rec.peers[&victim].down_at.expect("the kill is recorded");
@@ -132,16 +120,7 @@ fn eight_peers_deliver_everything_once_and_detect_a_killed_peer_within_four_roun
     sim_core::report::write_folder(dir.path(), &rec, serde_json::json!({}))
         .expect("the run folder is written");
     let plotted = experiments::plot::plot_run(dir.path()).expect("the folder plots");
-    assert_eq!(
-        plotted.figures,
-        [
-            "degree_frequency",
-            "degree_ccdf",
-            "coverage",
-            "hops",
-            "detection_latency"
-        ]
-    );
+    assert_eq!(plotted.figures, RUN_FIGURES);
 }
 
 /// What a run's protocol decided, with nodes named by index so that two drivers compare.

@@ -1,7 +1,12 @@
 //! Events -> the run folder: `outputfile.log`, `freqtrack.log`, `degrees.csv`, `edges.csv`,
 //! `deliveries.csv`, `detections.csv` and `summary.json`. Both drivers feed the same
 //! [`Recorder`], so simulated and real runs are read with the same tools.
+//!
+//! A real run also writes `events.jsonl`, the [`journal`] of what its events changed, so
+//! that [`merge`] can join the folders of separate processes into one run.
 
+pub mod journal;
+pub mod merge;
 mod write;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -15,6 +20,7 @@ use crate::sim::{Observer, WorldEvent};
 use crate::time::Time;
 use crate::wire::Gossip;
 
+pub use journal::{Change, Entry};
 pub use write::write_folder;
 
 /// One originated message.
@@ -93,6 +99,11 @@ pub struct Recorder {
     pub wall_offset_micros: u64,
     /// Keep `outputfile.log` lines in memory (off for very large runs).
     pub keep_log: bool,
+    /// Keep the [`journal`](Recorder::journal) and write it as `events.jsonl` (real runs).
+    pub keep_journal: bool,
+    /// Every change, in the order recorded, when `keep_journal` (dropped duplicates are
+    /// counted in [`PeerState::duplicates`] instead).
+    pub journal: Vec<Entry>,
     /// `outputfile.log` lines.
     pub log: Vec<String>,
     /// `freqtrack.log` lines.
@@ -127,11 +138,14 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder that keeps the log.
+    /// A recorder that keeps the log. One with a wall clock (`wall_offset_micros > 0`: a real
+    /// run, whose epoch is a UNIX time; the simulator's is 0) also keeps the journal, so that
+    /// every real run folder can be merged with others (`gossipnet merge`).
     pub fn new(wall_offset_micros: u64) -> Self {
         Recorder {
             wall_offset_micros,
             keep_log: true,
+            keep_journal: wall_offset_micros > 0,
             ..Recorder::default()
         }
     }
@@ -252,10 +266,19 @@ impl Recorder {
     }
 }
 
-impl Observer for Recorder {
-    fn event(&mut self, at: Time, node: NodeAddr, event: &Event) {
-        match event {
-            Event::PeerStarted { capacity } => {
+impl Recorder {
+    /// Applies what one event of `node` changed at `at`: the recorder's whole state comes
+    /// from these (the log aside). A merge replays journals through it.
+    pub fn apply(&mut self, at: Time, node: NodeAddr, change: &Change) {
+        if self.keep_journal && !matches!(change, Change::Duplicates { .. }) {
+            self.journal.push(Entry {
+                at,
+                node,
+                change: change.clone(),
+            });
+        }
+        match change {
+            Change::PeerStarted { capacity } => {
                 let p = self.peer(node);
                 *p = PeerState {
                     capacity: *capacity,
@@ -263,81 +286,148 @@ impl Observer for Recorder {
                     ..PeerState::default()
                 };
             }
-            Event::SeedStarted => {
+            Change::SeedStarted => {
                 self.seeds.insert(node, true);
             }
-            Event::Registered { seed } => {
+            Change::Registered { seed } => {
                 self.peer(node).registered_with.insert(*seed);
             }
-            Event::SeedLost { seed } => {
+            Change::SeedLost { seed } => {
                 self.peer(node).registered_with.remove(seed);
             }
-            Event::NeighbourAdded { peer, degree } => {
+            Change::NeighbourAdded { peer, degree } => {
                 self.last_topology_change = at;
                 self.peer(node).neighbours.insert(*peer);
                 self.degree_changed(node, *degree);
             }
-            Event::NeighbourRemoved { peer, degree, .. } => {
+            Change::NeighbourRemoved { peer, degree } => {
                 self.last_topology_change = at;
                 self.peer(node).neighbours.remove(peer);
                 self.degree_changed(node, *degree);
             }
-            Event::GossipOriginated { message, seq, .. } => {
-                self.originated(at, node, message, *seq)
-            }
-            Event::GossipDelivered {
+            Change::Originated { message, seq } => self.originated(at, node, message, *seq),
+            Change::Delivered {
                 message,
                 first_from,
-                ..
-            } => {
-                self.delivered(at, node, message, *first_from);
-            }
-            Event::DuplicateDropped { .. } => {
-                self.peer(node).duplicates += 1;
-                return; // counted, not logged: the trace has every one
-            }
-            // One per neighbour change at every seed: the trace has them, the log would drown.
-            Event::DegreeRecorded { peer, degree } => {
+            } => self.delivered(at, node, message, *first_from),
+            Change::Duplicates { count } => self.peer(node).duplicates += count,
+            Change::DegreeRecorded { peer, degree } => {
                 self.seed_degrees
                     .entry(node)
                     .or_default()
                     .insert(*peer, *degree);
-                return;
             }
-            Event::DegreeAdvertised { .. } => return,
-            Event::PeerDeclaredDead { peer } => self.declared_dead(at, node, *peer),
-            Event::DeadNodeReported { .. } => self.reports_sent += 1,
-            Event::PeerRemovedBySeed { dead, .. } => {
+            Change::DeclaredDead { peer } => self.declared_dead(at, node, *peer),
+            Change::DeadReported => self.reports_sent += 1,
+            Change::RemovedBySeed { dead } => {
                 if let Some(d) = self.seed_degrees.get_mut(&node) {
                     d.remove(dead);
                 }
                 self.removals.entry(*dead).or_default().push((node, at));
             }
-            Event::MalformedFrame { .. } => self.malformed += 1,
-            Event::DeadReportDismissed { .. } => self.reports_dismissed += 1,
-            Event::PeerRegistered { peer, .. } => {
+            Change::Malformed => self.malformed += 1,
+            Change::ReportDismissed => self.reports_dismissed += 1,
+            Change::PeerRegistered { peer } => {
                 self.registrations.entry(node).or_default().insert(*peer);
             }
-            Event::SeedsChosen { .. }
-            | Event::SeedUnreachable { .. }
-            | Event::PeerListReceived { .. }
-            | Event::ConnectionRefused { .. }
-            | Event::RefusedHello { .. }
-            | Event::LivenessMissed { .. }
-            | Event::DeadNodeNotice { .. }
-            | Event::PeerListServed { .. }
-            | Event::DeadNodeAlreadyRemoved { .. }
-            | Event::DeadReportChecking { .. }
-            | Event::DeadReportIgnored { .. }
-            | Event::RegistrationRefused { .. }
-            | Event::SeedRefusedRegistration { .. }
-            | Event::UnexpectedMessage { .. }
-            | Event::HandshakeTimedOut { .. }
-            | Event::IdleTimedOut { .. }
-            | Event::TooManyFromIp { .. }
-            | Event::TooManyConnections { .. } => {}
+            Change::Down => self.went_down(at, node),
         }
-        if self.keep_log {
+    }
+
+    fn went_down(&mut self, at: Time, node: NodeAddr) {
+        if let Some(up) = self.seeds.get_mut(&node) {
+            *up = false;
+        } else {
+            let mutual = self.mutual_neighbours(node);
+            let p = self.peer(node);
+            p.up = false;
+            p.down_at = Some(at);
+            p.neighbours_at_down = mutual;
+        }
+    }
+
+    /// Derives each delivery's message and hops again from the whole record. A merge calls
+    /// it: there the clocks of two processes may put a receipt a few µs before the
+    /// origination or the first receipt it follows, which the running derivation misses.
+    pub fn link_deliveries(&mut self) {
+        let by_identity: HashMap<String, usize> = self
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.message.identity(), i))
+            .collect();
+        for d in &mut self.deliveries {
+            d.message = by_identity.get(&d.identity).copied();
+        }
+        // (message, receiver) -> the delivery's position.
+        let at: HashMap<(usize, NodeAddr), usize> = self
+            .deliveries
+            .iter()
+            .enumerate()
+            .filter_map(|(k, d)| Some(((d.message?, d.receiver), k)))
+            .collect();
+        let mut hops: HashMap<(usize, NodeAddr), Option<u32>> = self
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ((i, m.message.origin), Some(0)))
+            .collect();
+        for k in 0..self.deliveries.len() {
+            let d = &self.deliveries[k];
+            let Some(i) = d.message else { continue };
+            // Walk first_from links back to a peer whose hops are known (the origin), then
+            // number the walk forwards. A missing link or a loop leaves the walk unknown.
+            let mut walk = vec![d.receiver];
+            let mut known = None;
+            while let Some(&last) = walk.last() {
+                if let Some(h) = hops.get(&(i, last)) {
+                    known = *h;
+                    walk.pop();
+                    break;
+                }
+                let next = at
+                    .get(&(i, last))
+                    .map(|&j| self.deliveries[j].first_from)
+                    .filter(|n| !walk.contains(n));
+                match next {
+                    Some(n) => walk.push(n),
+                    None => break,
+                }
+            }
+            for (step, node) in walk.iter().rev().enumerate() {
+                let h = known.map(|h| h + 1 + step as u32);
+                hops.insert((i, *node), h);
+            }
+        }
+        self.hops.clear();
+        for d in &mut self.deliveries {
+            d.hops = d
+                .message
+                .and_then(|i| hops.get(&(i, d.receiver)).copied().flatten());
+            if let (Some(i), Some(h)) = (d.message, d.hops) {
+                self.hops.insert((i, d.receiver), h);
+            }
+        }
+        for (i, m) in self.messages.iter().enumerate() {
+            self.hops.insert((i, m.message.origin), 0);
+        }
+    }
+}
+
+impl Observer for Recorder {
+    fn event(&mut self, at: Time, node: NodeAddr, event: &Event) {
+        if let Some(change) = Change::of(event) {
+            self.apply(at, node, &change);
+        }
+        // Duplicates are counted, not logged (the trace has every one); degree records come
+        // one per neighbour change at every seed, and the log would drown.
+        let logged = !matches!(
+            event,
+            Event::DuplicateDropped { .. }
+                | Event::DegreeRecorded { .. }
+                | Event::DegreeAdvertised { .. }
+        );
+        if self.keep_log && logged {
             let line = format!("{}:{node} {event}", self.stamp(at));
             self.log.push(line);
         }
@@ -345,17 +435,7 @@ impl Observer for Recorder {
 
     fn world(&mut self, at: Time, event: &WorldEvent) {
         match event {
-            WorldEvent::Down { node, .. } => {
-                if let Some(up) = self.seeds.get_mut(node) {
-                    *up = false;
-                } else {
-                    let mutual = self.mutual_neighbours(*node);
-                    let p = self.peer(*node);
-                    p.up = false;
-                    p.down_at = Some(at);
-                    p.neighbours_at_down = mutual;
-                }
-            }
+            WorldEvent::Down { node, .. } => self.apply(at, *node, &Change::Down),
             WorldEvent::Restarted { .. } => {} // PeerStarted resets the state
             WorldEvent::PartitionStarted(_)
             | WorldEvent::PartitionHealed(_)

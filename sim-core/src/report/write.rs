@@ -6,6 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use super::Recorder;
+use super::journal::{JOURNAL_FILE, write_journal};
 use crate::time::Time;
 
 fn csv_err(e: csv::Error) -> io::Error {
@@ -17,7 +18,9 @@ fn secs(t: Time) -> String {
 }
 
 /// Writes every output file of a run into `dir` (created if missing). `extra` is merged into
-/// `summary.json` beside the outcome (parameters, seed, trace digest, timings).
+/// `summary.json` beside the outcome (parameters, seed, trace digest, timings). A recorder
+/// that keeps its journal (a real run's) also writes `events.jsonl`, and `summary.json` gets
+/// the exact UNIX µs of the clock's epoch, `started_at_unix_us`.
 pub fn write_folder(dir: &Path, rec: &Recorder, extra: serde_json::Value) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     write_lines(&dir.join("outputfile.log"), &rec.log)?;
@@ -27,6 +30,16 @@ pub fn write_folder(dir: &Path, rec: &Recorder, extra: serde_json::Value) -> io:
     write_deliveries(dir, rec)?;
     write_detections(dir, rec)?;
     let mut summary = serde_json::json!({ "outcome": rec.outcome() });
+    if rec.keep_journal {
+        let dups = rec.peers.iter().map(|(a, s)| (*a, s.duplicates));
+        write_journal(
+            &dir.join(JOURNAL_FILE),
+            rec.wall_offset_micros,
+            &rec.journal,
+            dups,
+        )?;
+        summary["started_at_unix_us"] = rec.wall_offset_micros.into();
+    }
     if let (Some(s), serde_json::Value::Object(e)) = (summary.as_object_mut(), extra) {
         s.extend(e);
     }
