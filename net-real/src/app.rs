@@ -168,6 +168,7 @@ fn runtime(opts: &AppOptions, many: bool) -> Runtime {
         hash_iterations: opts.hash_iterations,
         console,
         loops: opts.loops,
+        log_file: Some(opts.out.join("outputfile.log")),
         ..RuntimeOptions::default()
     })
 }
@@ -208,9 +209,7 @@ fn finish(
         }
     }
     say(&opts, format!("stopping {} nodes", nodes.len()));
-    for n in nodes {
-        n.shutdown();
-    }
+    NodeHandle::shutdown_all(nodes);
     let wall_s = rt.clock().now().secs_f64();
     let cpu_s = process_cpu_seconds();
     let rec = rt.take_recorder();

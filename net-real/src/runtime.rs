@@ -150,6 +150,9 @@ pub struct RuntimeOptions {
     pub io: IoLimits,
     /// Event-loop threads; 0: one per core.
     pub loops: usize,
+    /// Write `outputfile.log` here as lines come (its folder is made), rather than keep it
+    /// in memory to the end; kept in memory if the file cannot be made.
+    pub log_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RuntimeOptions {
@@ -159,6 +162,7 @@ impl Default for RuntimeOptions {
             console: None,
             io: IoLimits::default(),
             loops: 0,
+            log_file: None,
         }
     }
 }
@@ -233,7 +237,15 @@ impl Runtime {
     /// A runtime whose clock starts now.
     pub fn new(opts: RuntimeOptions) -> Self {
         let clock = Clock::start();
-        let rec = Recorder::new(clock.wall_offset_micros());
+        let mut rec = Recorder::new(clock.wall_offset_micros());
+        if let Some(path) = &opts.log_file {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Ok(f) = std::fs::File::create(path) {
+                rec.log_to = Some(std::io::BufWriter::with_capacity(1 << 16, f));
+            }
+        }
         let shared = Arc::new(Shared {
             sink: Mutex::new(Sink {
                 rec,
@@ -369,7 +381,16 @@ impl Runtime {
     pub fn take_recorder(&self) -> Recorder {
         let mut sink = self.shared.lock();
         let offset = sink.rec.wall_offset_micros;
-        std::mem::replace(&mut sink.rec, Recorder::new(offset))
+        let mut rec = std::mem::replace(&mut sink.rec, Recorder::new(offset));
+        if let Some(w) = rec.log_to.as_mut()
+            && std::io::Write::flush(w).is_err()
+        {
+            // What the buffer held is lost; say so in what is left of the log.
+            rec.log_to = None;
+            rec.log
+                .push("outputfile.log: lines were lost in a failed write".into());
+        }
+        rec
     }
 
     /// Writes a driver note into the log (for the commands' own messages).
@@ -423,6 +444,31 @@ impl NodeHandle {
     /// stop is recorded as a fault (`Fault: ADDR crashed`).
     pub fn kill(mut self) {
         self.stop(true);
+    }
+
+    /// Shuts `nodes` down together: every node is told before any is waited for, so that
+    /// none of them goes on serving (and logging) the others' departures.
+    pub fn shutdown_all(nodes: Vec<NodeHandle>) {
+        let (done, stopped) = std::sync::mpsc::channel();
+        let mut told = 0;
+        for mut n in nodes {
+            if let Some(lp) = n.lp.take()
+                && lp.send(Cmd::Stop {
+                    key: n.key,
+                    abrupt: false,
+                    done: done.clone(),
+                })
+            {
+                told += 1;
+            }
+        }
+        drop(done);
+        for _ in 0..told {
+            // A loop that ended drops its senders: nothing more to wait for then.
+            if stopped.recv().is_err() {
+                break;
+            }
+        }
     }
 
     fn stop(&mut self, abrupt: bool) {

@@ -106,6 +106,9 @@ pub struct Recorder {
     pub journal: Vec<Entry>,
     /// `outputfile.log` lines.
     pub log: Vec<String>,
+    /// Where `outputfile.log` lines go as they come, instead of [`log`](Recorder::log): a
+    /// real run writes its log while it runs (a swarm of thousands logs hundreds of MB).
+    pub log_to: Option<std::io::BufWriter<std::fs::File>>,
     /// `freqtrack.log` lines.
     pub freqtrack: Vec<String>,
     /// Every peer seen, by address.
@@ -150,11 +153,24 @@ impl Recorder {
         }
     }
 
+    /// One `outputfile.log` line, to the file the log goes to or else to memory. A write
+    /// that fails leaves the lines from then on in memory (written at the end).
+    fn push_log(&mut self, line: String) {
+        use std::io::Write;
+        if let Some(w) = self.log_to.as_mut() {
+            if writeln!(w, "{line}").is_ok() {
+                return;
+            }
+            self.log_to = None;
+        }
+        self.log.push(line);
+    }
+
     /// Logs a line that is not a node event (a driver's note about a socket).
     pub fn note(&mut self, at: Time, node: NodeAddr, text: &str) {
         if self.keep_log {
             let line = format!("{}:{node} {text}", self.stamp(at));
-            self.log.push(line);
+            self.push_log(line);
         }
     }
 
@@ -429,7 +445,7 @@ impl Observer for Recorder {
         );
         if self.keep_log && logged {
             let line = format!("{}:{node} {event}", self.stamp(at));
-            self.log.push(line);
+            self.push_log(line);
         }
     }
 
@@ -443,7 +459,7 @@ impl Observer for Recorder {
         }
         if self.keep_log {
             let line = format!("{}:{event}", self.stamp(at));
-            self.log.push(line);
+            self.push_log(line);
         }
     }
 }

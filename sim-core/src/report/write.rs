@@ -17,13 +17,24 @@ fn secs(t: Time) -> String {
     t.to_string()
 }
 
-/// Writes every output file of a run into `dir` (created if missing). `extra` is merged into
+/// Writes every output file of a run into `dir` (created if missing). A recorder whose log
+/// went to a file as it came (flushed by the caller) must have written `dir/outputfile.log`. `extra` is merged into
 /// `summary.json` beside the outcome (parameters, seed, trace digest, timings). A recorder
 /// that keeps its journal (a real run's) also writes `events.jsonl`, and `summary.json` gets
 /// the exact UNIX µs of the clock's epoch, `started_at_unix_us`.
 pub fn write_folder(dir: &Path, rec: &Recorder, extra: serde_json::Value) -> io::Result<()> {
     fs::create_dir_all(dir)?;
-    write_lines(&dir.join("outputfile.log"), &rec.log)?;
+    let log = dir.join("outputfile.log");
+    if rec.log_to.is_none() {
+        write_lines(&log, &rec.log)?;
+    } else if !rec.log.is_empty() {
+        // The lines kept after a failed write go after those written.
+        let mut out = BufWriter::new(fs::OpenOptions::new().append(true).open(&log)?);
+        for l in &rec.log {
+            writeln!(out, "{l}")?;
+        }
+        out.flush()?;
+    }
     write_lines(&dir.join("freqtrack.log"), &rec.freqtrack)?;
     write_degrees(dir, rec)?;
     write_edges(dir, rec)?;
