@@ -183,9 +183,10 @@ fn summary(s: &RunSummary) {
         row(
             "overload",
             format!(
-                "{} times over {} ms of lag; {} liveness rounds put off meanwhile",
+                "{} times over {} ms of lag, {:.1} s in all; {} liveness rounds put off meanwhile",
                 f.overload_episodes,
                 net_real::stats::LAG_HIGH_MICROS / 1000,
+                f.overloaded_s,
                 f.liveness_deferred
             ),
         );

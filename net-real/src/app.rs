@@ -209,6 +209,7 @@ fn finish(
         }
     }
     say(&opts, format!("stopping {} nodes", nodes.len()));
+    let stop_began_s = rt.clock().now().secs_f64();
     NodeHandle::shutdown_all(nodes);
     let wall_s = rt.clock().now().secs_f64();
     let cpu_s = process_cpu_seconds();
@@ -227,6 +228,7 @@ fn finish(
         "parameters": params,
         "started_at_unix_s": rt.clock().wall_offset_micros() as f64 / 1e6,
         "wall_time_s": wall_s,
+        "stop_began_s": stop_began_s,
         "cpu_time_s": cpu_s,
         "digests_computed": memo.computed,
         "driver_loops": driver.loops,
@@ -243,6 +245,7 @@ fn finish(
         "connections_peak": driver.connections_peak,
         "write_queue_frames_peak": driver.queue_frames_peak,
         "overload_episodes": driver.overload_episodes,
+        "overloaded_s": driver.overloaded_s,
         "liveness_rounds_deferred": driver.liveness_deferred,
     });
     write_folder(&opts.out, &rec, extra)

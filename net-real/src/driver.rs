@@ -210,6 +210,9 @@ struct Loop {
     actions: Vec<Output>,
     scratch: Box<[u8]>,
     overloaded: bool,
+    /// When the process last became overloaded, as this loop saw it.
+    overloaded_since: Time,
+    last_tick: Time,
     exiting: bool,
 }
 
@@ -231,6 +234,8 @@ impl Loop {
             actions: Vec::new(),
             scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
             overloaded: false,
+            overloaded_since: Time::ZERO,
+            last_tick: Time::ZERO,
             exiting: false,
         }
     }
@@ -264,7 +269,12 @@ impl Loop {
                 self.note_for(None, format!("event loop {} stopped: {e}", self.index));
                 return;
             }
+            // Commands first (a stop must not wait behind a turn's backlog).
+            self.commands();
             for ev in events.iter() {
+                if self.exiting {
+                    break;
+                }
                 match ev.token() {
                     WAKER => self.commands(),
                     Token(t) => self.ready(t, ev.is_readable(), ev.is_writable()),
@@ -1001,10 +1011,32 @@ impl Loop {
             let stats = &self.shared.stats;
             stats.lag.lock().unwrap_or_else(|p| p.into_inner()).add(lag);
         }
-        let overloaded = self.shared.stats.set_lag(self.index, lag);
+        let worst = self.shared.stats.set_lag(self.index, lag);
+        let overloaded = worst > LAG_HIGH_MICROS;
+        if self.index == 0 && self.overloaded {
+            let span = now.0.saturating_sub(self.last_tick.0);
+            self.shared
+                .stats
+                .overloaded_micros
+                .fetch_add(span, Ordering::Relaxed);
+        }
+        self.last_tick = now;
         if overloaded != self.overloaded {
             self.overloaded = overloaded;
-            if overloaded {
+            if !overloaded && self.index == 0 {
+                let since = now.0.saturating_sub(self.overloaded_since.0);
+                self.note_for(
+                    None,
+                    format!(
+                        "caught up: every event loop within {} ms again after {:.1} s overloaded",
+                        LAG_HIGH_MICROS / 1000,
+                        since as f64 / 1e6
+                    ),
+                );
+            }
+            if overloaded && self.index == 0 {
+                // Loop 0 speaks for the process (another loop may have seen it first).
+                self.overloaded_since = now;
                 let n = self
                     .shared
                     .stats
@@ -1015,9 +1047,8 @@ impl Loop {
                     self.note_for(
                         None,
                         format!(
-                            "overloaded: event loop {} runs {:.0} ms late (over {} ms); liveness rounds wait until it catches up ({n} times so far)",
-                            self.index,
-                            lag as f64 / 1e3,
+                            "overloaded: an event loop runs {:.0} ms late (over {} ms); liveness rounds wait until it catches up ({n} times so far)",
+                            worst as f64 / 1e3,
                             LAG_HIGH_MICROS / 1000
                         ),
                     );

@@ -22,6 +22,8 @@ pub(crate) struct DriverStats {
     pub(crate) queue_frames_peak: AtomicUsize,
     pub(crate) liveness_deferred: AtomicU64,
     pub(crate) overload_episodes: AtomicU64,
+    /// Time the process spent overloaded, µs.
+    pub(crate) overloaded_micros: AtomicU64,
     /// The loops' latest lag, µs, one slot each (the process is overloaded when any is high).
     pub(crate) lag_now: Mutex<Vec<u64>>,
     pub(crate) lag: Mutex<LagHistogram>,
@@ -37,14 +39,15 @@ impl DriverStats {
         self.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Sets loop `i`'s latest lag; whether the process is overloaded (any loop's lag high).
-    pub(crate) fn set_lag(&self, i: usize, micros: u64) -> bool {
+    /// Sets loop `i`'s latest lag; the largest latest lag of the process's loops (it is
+    /// overloaded when that is above [`LAG_HIGH_MICROS`]).
+    pub(crate) fn set_lag(&self, i: usize, micros: u64) -> u64 {
         let mut now = self.lag_now.lock().unwrap_or_else(|p| p.into_inner());
         if now.len() <= i {
             now.resize(i + 1, 0);
         }
         now[i] = micros;
-        now.iter().any(|&l| l > LAG_HIGH_MICROS)
+        now.iter().copied().max().unwrap_or(0)
     }
 
     pub(crate) fn figures(&self, loops: usize, cpu_s: Option<f64>) -> DriverFigures {
@@ -67,6 +70,7 @@ impl DriverStats {
             lag_samples: lag.count,
             liveness_deferred: self.liveness_deferred.load(Ordering::Relaxed),
             overload_episodes: self.overload_episodes.load(Ordering::Relaxed),
+            overloaded_s: self.overloaded_micros.load(Ordering::Relaxed) as f64 / 1e6,
             cpu_per_frame_us: cpu_s
                 .filter(|_| frames_out > 0)
                 .map(|c| c * 1e6 / frames_out as f64),
@@ -107,6 +111,8 @@ pub struct DriverFigures {
     pub liveness_deferred: u64,
     /// Times the process became overloaded.
     pub overload_episodes: u64,
+    /// Seconds it spent overloaded.
+    pub overloaded_s: f64,
     /// Process CPU over frames sent, µs.
     pub cpu_per_frame_us: Option<f64>,
 }

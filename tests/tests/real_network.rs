@@ -7,6 +7,7 @@ use gossipnet_tests::real::{Cluster, SETTLE_TIMEOUT, removers_of, reporters_of, 
 use gossipnet_tests::{RUN_FIGURES, repro};
 use sim_core::addr::NodeAddr;
 use sim_core::digest::DigestMemo;
+use sim_core::limits::HANDSHAKES_MAX;
 use sim_core::peer::PeerConfig;
 use sim_core::report::Recorder;
 use sim_core::seed::SeedConfig;
@@ -172,27 +173,73 @@ fn decisions(rec: &Recorder, seeds: &[NodeAddr], peers: &[NodeAddr]) -> Decision
 
 #[test]
 fn the_simulator_and_loopback_make_the_same_protocol_decisions() {
-    let (run_seed, peers_n, victim) = (5, 6, 2);
-    let cfg = protocol();
-    // Real: overlay complete, two messages per peer, then the victim is killed.
-    let mut c = Cluster::complete(run_seed, 3, peers_n, &cfg, &SeedConfig::default(), 1000);
+    let origins: Vec<usize> = (0..6).flat_map(|i| [i, i]).collect();
+    same_decisions(5, 6, &origins, 2, 16);
+}
+
+/// The same comparison at 100 peers, ten of them originating, one crashed. A joining peer
+/// dials at most 64 peers at once and every peer has room for all, so each peer links to
+/// the 64 (or fewer) its RNG picks among those before it: the overlay is a function of the
+/// RNGs and the join order, whatever the timing, and the twin joins peers far enough apart
+/// (50 ms) that each settles first, as the loopback run waits for.
+#[test]
+fn a_hundred_peers_and_one_crash_decide_the_same_in_the_simulator_and_on_loopback() {
+    let origins: Vec<usize> = (0..10).map(|k| k * 10 + 1).collect();
+    same_decisions(9, 100, &origins, 37, 128);
+}
+
+/// Runs `peers_n` peers over loopback on a complete overlay (capacity `room` each), has each
+/// of `origins` originate a message (`m{i}.{k}`, k counting that peer's messages), kills
+/// `victim`, and checks that the simulated twin decides the same: who received what, who
+/// reported whom, which seed removed whom, who registered where.
+fn same_decisions(run_seed: u64, peers_n: usize, origins: &[usize], victim: usize, room: u32) {
+    let cfg = PeerConfig {
+        topology: format!("capacity:{room},1,10")
+            .parse()
+            .expect("valid topology"),
+        ..protocol()
+    };
+    let bodies: Vec<(usize, String)> = origins
+        .iter()
+        .enumerate()
+        .map(|(n, &i)| {
+            let k = origins[..=n].iter().filter(|&&o| o == i).count();
+            (i, format!("m{i}.{k}"))
+        })
+        .collect();
+    // Real: each peer joins once the one before it has linked to all it dials, then the
+    // messages, then the victim is killed.
+    let linked = |rec: &Recorder, started: &[NodeAddr]| {
+        let want = (started.len() - 1).min(HANDSHAKES_MAX);
+        started
+            .last()
+            .is_some_and(|p| rec.peers.get(p).is_some_and(|s| s.neighbours.len() >= want))
+    };
+    let mut c = Cluster::grow(
+        run_seed,
+        3,
+        peers_n,
+        &cfg,
+        &SeedConfig::default(),
+        1000,
+        linked,
+    );
     let (seeds, peers) = (c.seed_addrs(), c.peer_addrs.clone());
-    let messages = peers_n * 2;
-    for i in 0..peers_n {
-        for k in 1..=2 {
-            c.peer(i).originate(format!("m{i}.{k}"));
-        }
+    for (i, body) in &bodies {
+        c.peer(*i).originate(body.clone());
     }
     let spread = c.rt.wait_until(SETTLE_TIMEOUT, |rec| {
-        rec.deliveries.len() >= messages * (peers_n - 1)
+        rec.deliveries.len() >= bodies.len() * (peers_n - 1)
     });
     assert!(spread, "the real run did not deliver everything");
-    let registered_with =
-        c.rt.with_recorder(|rec| rec.peers[&peers[victim]].registered_with.len());
+    let (registered_with, neighbours) = c.rt.with_recorder(|rec| {
+        let v = &rec.peers[&peers[victim]];
+        (v.registered_with.len(), v.neighbours.len())
+    });
     c.kill(victim);
     let settled = c.rt.wait_until(SETTLE_TIMEOUT, |rec| {
         let removed = rec.removals.get(&peers[victim]).map_or(0, Vec::len);
-        rec.detections.len() >= peers_n - 1 && removed >= registered_with
+        rec.detections.len() >= neighbours && removed >= registered_with
     });
     assert!(settled, "the real run did not detect the kill");
     // The decisions of the run, not of its teardown (a seed that sees its peers go checks
@@ -202,26 +249,26 @@ fn the_simulator_and_loopback_make_the_same_protocol_decisions() {
 
     // Simulated: the same addresses, RNGs, settings and schedule in virtual time.
     let at = |ms: u64| Time::ZERO + Duration::from_millis(ms);
+    let joined = 50 * (peers_n as u64 + 1);
     let sim_cfg = SimConfig {
-        duration: Duration::from_secs(3) + LIVENESS.times(6),
+        duration: Duration::from_millis(joined + 3000) + LIVENESS.times(6),
+        join_interval: Duration::from_millis(50),
         faults: vec![Fault::Crash {
             peer: victim,
-            at: at(3000),
+            at: at(joined + 3000),
         }],
         ..twin(run_seed, &seeds, &peers, cfg)
     };
     let mut world = World::new(sim_cfg.clone(), DigestMemo::new(1000)).expect("valid scenario");
-    for i in 0..peers_n {
-        for k in 1..=2 {
-            world.originate_at(i, at(2000), format!("m{i}.{k}"));
-        }
+    for (i, body) in &bodies {
+        world.originate_at(*i, at(joined + 2000), body.clone());
     }
     let mut sim = Recorder::new(0);
     world.run(&mut sim);
 
     let s = decisions(&sim, &seeds, &peers);
-    assert_eq!(r.deliveries.len(), messages * (peers_n - 1));
-    assert_eq!(r.reports.len(), peers_n - 1, "{r:?}");
+    assert_eq!(r.deliveries.len(), bodies.len() * (peers_n - 1));
+    assert_eq!(r.reports.len(), neighbours, "{r:?}");
     assert!(!r.removals.is_empty());
     assert_eq!(
         r,
