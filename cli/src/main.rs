@@ -17,6 +17,7 @@ use sim_core::topology::Topology;
 
 mod real;
 use real::{peer, seed, seeds, swarm};
+mod seed_load;
 
 /// A peer-to-peer gossip network: simulated deterministically, or run over TCP.
 #[derive(Parser)]
@@ -35,7 +36,8 @@ enum Cmd {
     /// byte for byte; compare the printed trace digest.
     Sim(Box<SimArgs>),
     /// Time fixed simulator workloads (1 000, 10 000 and 100 000 peers); with --flood, the
-    /// flooding workload of ../shared/perf beside its floor, on the same files.
+    /// flooding workload of ../shared/perf beside its floor, on the same files; with
+    /// --seed-load, `peer list` answers of a seed process holding many registered connections.
     Bench(BenchArgs),
     /// Run one seed over TCP until Ctrl-C (or --duration), then write its run folder.
     Seed(SeedArgs),
@@ -395,6 +397,11 @@ struct BenchArgs {
     /// Run one size in this process and print its line (used by --flood for each size).
     #[arg(long, hide = true)]
     one: Option<usize>,
+    /// Issue 12: a seed child process holding N registered connections from this process,
+    /// and `peer list` round trips timed on one more [default N: the most that the
+    /// descriptor limits let both processes hold].
+    #[arg(long, value_name = "N", num_args = 0..=1, conflicts_with_all = ["flood", "sizes", "one"])]
+    seed_load: Option<Option<usize>>,
 }
 
 fn main() -> ExitCode {
@@ -769,6 +776,9 @@ fn print_outcome(o: &Outcome) {
 }
 
 fn bench(args: &BenchArgs) -> Result<(), String> {
+    if let Some(n) = args.seed_load {
+        return seed_load::run(n);
+    }
     if let Some(n) = args.one {
         let r = experiments::flood::run(n, args.hash_iterations, &args.dir)?;
         println!("{}", r.to_line());

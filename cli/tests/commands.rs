@@ -449,3 +449,58 @@ fn the_folders_of_a_seed_and_four_peer_processes_merge_into_one_run() {
     assert!(!ok);
     assert_eq!(err.trim(), "gossipnet: nowhere: no such folder");
 }
+
+/// Issue 12's benchmark at a size a test affords: `bench --seed-load 2000` runs a seed child
+/// process, registers 2 000 connections with it and times `peer list` round trips. Checked:
+/// the latency line, and that the seed held every registration. No timing bound: timing
+/// targets live in the benchmark's output, not in tests.
+#[test]
+fn bench_seed_load_registers_2000_connections_and_times_peer_list() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(BIN)
+        .args(["bench", "--seed-load", "2000"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("gossipnet bench runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap_or_else(|| panic!("no {key:?} line in {text}"))
+            .to_owned()
+    };
+    let latency = line("peer list latency");
+    for part in [
+        "p50 ",
+        "p99 ",
+        "max ",
+        " ms over 200 round trips",
+        " entries",
+    ] {
+        assert!(latency.contains(part), "{latency}");
+    }
+    assert!(
+        line("registrations").contains("2000 of 2000 answered `registered successfully`"),
+        "{text}"
+    );
+    let held = line("seed held");
+    assert!(
+        held.contains("2000 registrations besides the query's")
+            && held.contains("2001 connections at its peak"),
+        "{held}"
+    );
+    assert!(text.contains("peak RSS"), "{text}");
+
+    let (ok, err) = run(&["bench", "--seed-load", "0"], dir.path());
+    assert!(!ok);
+    assert!(
+        err.contains("--seed-load 0: give at least 1 connection"),
+        "{err}"
+    );
+}
