@@ -47,7 +47,9 @@ enum Cmd {
     /// neighbours, gossips, and watches its neighbours. Lines typed on a terminal are gossiped.
     Peer(Box<PeerArgs>),
     /// Run many peers in this process on consecutive ports (the reference PeerRunner.py),
-    /// with a summary at the end.
+    /// with a summary at the end; with --procs N, in N processes whose run folders are
+    /// merged into one.
+    #[command(args_override_self = true)]
     Swarm(Box<SwarmArgs>),
     /// Draw the figures of a run folder (simulated or real; a folder holding only
     /// freqtrack.log gets the degree charts) and fit a power law to its degrees (fit.json).
@@ -261,6 +263,15 @@ struct SwarmArgs {
     /// Do not draw the figures into the run folder at the end.
     #[arg(long)]
     no_plot: bool,
+    /// Run the peers in this many processes (each with its own descriptor limit and event
+    /// loops), started together; their run folders go to OUT/processes/ and are merged
+    /// into OUT.
+    #[arg(long, default_value_t = 1)]
+    procs: usize,
+    /// RNG index of the first peer (set by --procs for each process; peer i of the swarm
+    /// makes the random choices of peer FIRST + i of `gossipnet sim`).
+    #[arg(long, default_value_t = 0, hide = true)]
+    first_index: usize,
     #[command(flatten)]
     protocol: ProtocolArgs,
     #[command(flatten)]

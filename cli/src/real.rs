@@ -289,11 +289,25 @@ pub fn swarm(a: &SwarmArgs) -> Result<(), String> {
     if a.peers == 0 {
         return Err("--peers must be at least 1".into());
     }
+    if a.procs == 0 {
+        return Err("--procs must be at least 1".into());
+    }
     let last = usize::from(a.base_port) + a.peers - 1;
     if a.base_port != 0 && last > usize::from(u16::MAX) {
         return Err(format!(
             "ports {}..{last} do not fit: lower --base-port or --peers",
             a.base_port
+        ));
+    }
+    if a.base_port != 0
+        && let Some(s) = seeds.iter().find(|s| {
+            s.ip == a.ip && (usize::from(a.base_port)..=last).contains(&usize::from(s.port))
+        })
+    {
+        return Err(format!(
+            "ports {}..{last} include seed {s} of {}: choose another --base-port",
+            a.base_port,
+            a.config.display()
         ));
     }
     // Base port 0: every peer on a port the OS chooses.
@@ -324,11 +338,139 @@ pub fn swarm(a: &SwarmArgs) -> Result<(), String> {
         ),
         &opts,
     );
-    // RNG index i, as peer i of the simulator.
-    let result = run_peers(&listens, 0, &seeds, &cfg, opts)?;
+    if a.procs > 1 {
+        return swarm_in_processes(a, opts.run_seed, &opts.out);
+    }
+    // RNG index first + i, as peer first + i of the simulator.
+    let result = run_peers(&listens, a.first_index, &seeds, &cfg, opts)?;
     summary(&result);
     if !a.no_plot {
         crate::plot(&result.out)?;
     }
     Ok(())
+}
+
+/// `gossipnet swarm --procs N`: the peers split into N consecutive shares, each run by a
+/// child `gossipnet swarm` with the same arguments (its share of ports and RNG indices, the
+/// same run seed, the join interval times N so that the swarm joins at the asked rate),
+/// writing `OUT/processes/proc-K/` and its console to `proc-K.txt`; then the folders are
+/// merged into OUT. Ctrl-C reaches every process of the terminal's group: each child stops
+/// and writes its folder, and this one waits for them.
+fn swarm_in_processes(a: &SwarmArgs, run_seed: u64, out: &std::path::Path) -> Result<(), String> {
+    use std::ffi::OsString;
+    let procs = a.procs.min(a.peers);
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let parts = out.join("processes");
+    std::fs::create_dir_all(&parts)
+        .map_err(|e| format!("cannot create {}: {e}", parts.display()))?;
+    // The command line as given, minus what each child sets for itself (later flags
+    // override earlier ones; verbosity flags conflict, so they are dropped).
+    let given: Vec<OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|a| !matches!(a.to_str(), Some("-q" | "--quiet" | "-v" | "--verbose")))
+        .collect();
+    let join = sim_core::time::Duration(a.join_interval.0.saturating_mul(procs as u64));
+    println!(
+        "gossipnet swarm: {} peers in {procs} processes, run seed {run_seed}; folders in {}",
+        a.peers,
+        parts.display()
+    );
+    let mut children = Vec::new();
+    for k in 0..procs {
+        let (first, last) = (k * a.peers / procs, (k + 1) * a.peers / procs);
+        let port = match a.base_port {
+            0 => 0,
+            b => b + first as u16, // fits: the whole range was checked
+        };
+        let dir = parts.join(format!("proc-{k}"));
+        let console_path = parts.join(format!("proc-{k}.txt"));
+        let console = std::fs::File::create(&console_path)
+            .map_err(|e| format!("cannot create {}: {e}", console_path.display()))?;
+        let errors = console
+            .try_clone()
+            .map_err(|e| format!("cannot share {}: {e}", console_path.display()))?;
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(&given)
+            .args(["--procs", "1", "--quiet", "--no-plot"])
+            .arg("--peers")
+            .arg((last - first).to_string())
+            .arg("--first-index")
+            .arg((a.first_index + first).to_string())
+            .arg("--base-port")
+            .arg(port.to_string())
+            .arg("--seed")
+            .arg(run_seed.to_string())
+            .arg("--join-interval")
+            .arg(format!("{}us", join.0))
+            .arg("--out")
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(console)
+            .stderr(errors);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start process {k}: {e}"))?;
+        println!(
+            "  process {k}: pid {}, peers {first}..{} (ports {port}..), console {}",
+            child.id(),
+            last - 1,
+            console_path.display()
+        );
+        children.push((k, dir, child));
+    }
+    let mut dirs = Vec::new();
+    let mut failed = Vec::new();
+    for (k, dir, mut child) in children {
+        match child.wait() {
+            Ok(status) if status.success() => dirs.push(dir),
+            Ok(status) => failed.push(format!("process {k} ended with {status}")),
+            Err(e) => failed.push(format!("process {k}: {e}")),
+        }
+    }
+    for f in &failed {
+        eprintln!(
+            "gossipnet swarm: {f} (its console is in {})",
+            parts.display()
+        );
+    }
+    if dirs.is_empty() {
+        return Err("no process of the swarm finished".into());
+    }
+    let figures = process_figures(&dirs);
+    crate::merge(&crate::MergeArgs {
+        dirs,
+        out: out.to_path_buf(),
+        no_plot: a.no_plot,
+    })?;
+    row("processes", figures);
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} of {procs} processes failed", failed.len()))
+    }
+}
+
+/// The processes' figures summed from their `summary.json`: CPU, peak RSS, frames.
+fn process_figures(dirs: &[PathBuf]) -> String {
+    let (mut cpu, mut rss, mut frames, mut n) = (0.0, 0.0, 0u64, 0);
+    for d in dirs {
+        let Ok(text) = std::fs::read_to_string(d.join("summary.json")) else {
+            continue;
+        };
+        let Ok(s) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        n += 1;
+        cpu += s["cpu_time_s"].as_f64().unwrap_or(0.0);
+        rss += s["peak_rss_mib"].as_f64().unwrap_or(0.0);
+        frames += s["frames_sent"].as_u64().unwrap_or(0);
+    }
+    format!(
+        "{n}: CPU {cpu:.2} s, peak RSS {rss:.1} MiB summed, {frames} frames sent ({:.1} µs of CPU a frame)",
+        if frames > 0 {
+            cpu * 1e6 / frames as f64
+        } else {
+            0.0
+        }
+    )
 }

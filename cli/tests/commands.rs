@@ -504,3 +504,62 @@ fn bench_seed_load_registers_2000_connections_and_times_peer_list() {
         "{err}"
     );
 }
+
+/// `swarm --procs 2`: six peers in two child processes of their own, one folder each under
+/// OUT/processes/, merged into OUT: every message reaches every peer across the two, and
+/// each child's summary has the driver's figures.
+#[test]
+fn a_swarm_in_two_processes_writes_one_merged_folder() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let swarm_out = dir.path().join("swarm-run");
+    let (mut seed, addr) = listening(&["seed", "--port", "0", "--out", "seed-run"], dir.path());
+    std::fs::write(dir.path().join("config.txt"), format!("{addr}\n")).expect("write");
+    let mut swarm = Guard::start(
+        &[
+            "swarm",
+            "--procs",
+            "2",
+            "--peers",
+            "6",
+            "--base-port",
+            "0",
+            "--duration",
+            "4s",
+            "--seed",
+            "3",
+            "--gossip-interval",
+            "500ms",
+            "--gossip-count",
+            "2",
+            "--hash-iterations",
+            "100",
+            "--topology",
+            "capacity:8,1,10",
+            "--no-plot",
+            "--out",
+            swarm_out.to_str().expect("utf-8 path"),
+        ],
+        dir.path(),
+    );
+    let row = swarm.line_with("processes  ");
+    assert!(swarm.wait().success());
+    seed.interrupt();
+    assert!(seed.wait().success());
+    assert!(row.contains(" 2: CPU "), "{row}");
+
+    let s = summary(&swarm_out);
+    assert_eq!(s["outcome"]["peers"], 6, "{s:#}");
+    assert_eq!(s["outcome"]["messages"], 12, "{s:#}");
+    assert_eq!(s["outcome"]["coverage"], 1.0, "{s:#}");
+    assert_eq!(s["outcome"]["double_deliveries"], 0);
+    for k in 0..2 {
+        let part = summary(&swarm_out.join("processes").join(format!("proc-{k}")));
+        assert_eq!(part["outcome"]["peers"], 3, "{part:#}");
+        assert!(
+            part["frames_sent"].as_u64().is_some_and(|f| f > 0),
+            "{part:#}"
+        );
+        assert!(part["peak_rss_mib"].as_f64().is_some(), "{part:#}");
+        assert!(part["loop_lag_p99_ms"].as_f64().is_some(), "{part:#}");
+    }
+}

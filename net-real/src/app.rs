@@ -229,6 +229,7 @@ fn finish(
         "started_at_unix_s": rt.clock().wall_offset_micros() as f64 / 1e6,
         "wall_time_s": wall_s,
         "stop_began_s": stop_began_s,
+        "peak_rss_mib": peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
         "cpu_time_s": cpu_s,
         "digests_computed": memo.computed,
         "driver_loops": driver.loops,
@@ -389,6 +390,14 @@ fn shown(v: Verbosity, e: &Event) -> bool {
             | Event::UnexpectedMessage { .. } => false,
         },
     }
+}
+
+/// The process's peak resident memory (`VmHWM` of `/proc/self/status`, Linux), bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// CPU seconds (user + system) this process has used, from `/proc/self/stat` (Linux, whose

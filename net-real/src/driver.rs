@@ -209,6 +209,9 @@ struct Loop {
     records: Vec<Record>,
     actions: Vec<Output>,
     scratch: Box<[u8]>,
+    /// Counts of this loop not yet added to the process's (each tick and stop): atomics
+    /// shared by two loops cost a cache-line transfer on every frame.
+    counts: crate::stats::Counts,
     overloaded: bool,
     /// When the process last became overloaded, as this loop saw it.
     overloaded_since: Time,
@@ -233,6 +236,7 @@ impl Loop {
             records: Vec::new(),
             actions: Vec::new(),
             scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
+            counts: crate::stats::Counts::default(),
             overloaded: false,
             overloaded_since: Time::ZERO,
             last_tick: Time::ZERO,
@@ -290,6 +294,7 @@ impl Loop {
                     Sock::Listener { .. } => false,
                 });
                 if !waiting || std::time::Instant::now() >= deadline {
+                    self.shared.stats.add(&mut self.counts);
                     return;
                 }
             }
@@ -637,11 +642,8 @@ impl Loop {
                     break;
                 }
                 Ok(n) => {
-                    self.shared.stats.reads.fetch_add(1, Ordering::Relaxed);
-                    self.shared
-                        .stats
-                        .bytes_in
-                        .fetch_add(n as u64, Ordering::Relaxed);
+                    self.counts.reads += 1;
+                    self.counts.bytes_in += n as u64;
                     if !self.lines(token, &scratch[..n]) || n < scratch.len() {
                         // A short read emptied the socket's queue: bytes that come after it
                         // raise a new edge, so the `WouldBlock` read is saved (it was half
@@ -698,7 +700,7 @@ impl Loop {
             };
             c.spoke |= frame.is_ok();
             let (node, conn) = (c.node, c.id);
-            self.shared.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+            self.counts.frames_in += 1;
             let input = match frame {
                 Ok(msg) => Input::Received { conn, msg },
                 Err(error) => Input::Malformed { conn, error },
@@ -778,9 +780,8 @@ impl Loop {
             }
         }
         let closing = c.closing;
-        let stats = &self.shared.stats;
-        stats.writes.fetch_add(writes, Ordering::Relaxed);
-        stats.bytes_out.fetch_add(moved as u64, Ordering::Relaxed);
+        self.counts.writes += writes;
+        self.counts.bytes_out += moved as u64;
         if let Some(why) = failed {
             self.gone(token, Some(why));
         } else if done && closing {
@@ -829,6 +830,8 @@ impl Loop {
                 Cmd::Originate { key, body } => self.feed(key, Input::Originate { body }),
                 Cmd::Stop { key, abrupt, done } => {
                     self.stop(key, abrupt);
+                    // The figures read after a stop include this loop's last counts.
+                    self.shared.stats.add(&mut self.counts);
                     let _ = done.send(());
                 }
                 Cmd::Exit => {
@@ -964,9 +967,8 @@ impl Loop {
         if first {
             self.dirty.push(t);
         }
-        let stats = &self.shared.stats;
-        stats.frames_out.fetch_add(1, Ordering::Relaxed);
-        stats.queue_frames_peak.fetch_max(depth, Ordering::Relaxed);
+        self.counts.frames_out += 1;
+        self.counts.queue_frames_peak = self.counts.queue_frames_peak.max(depth);
         None
     }
 
@@ -1006,6 +1008,7 @@ impl Loop {
 
     /// The 100 ms tick: measures lag, gives up on slow dials and stalled writes.
     fn tick(&mut self, scheduled: Time, now: Time) {
+        self.shared.stats.add(&mut self.counts);
         let lag = now.0.saturating_sub(scheduled.0);
         {
             let stats = &self.shared.stats;

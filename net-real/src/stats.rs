@@ -29,7 +29,32 @@ pub(crate) struct DriverStats {
     pub(crate) lag: Mutex<LagHistogram>,
 }
 
+/// A loop's counts since it last added them to the process's.
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    pub(crate) frames_out: u64,
+    pub(crate) frames_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) bytes_in: u64,
+    pub(crate) writes: u64,
+    pub(crate) reads: u64,
+    pub(crate) queue_frames_peak: usize,
+}
+
 impl DriverStats {
+    /// Adds a loop's counts (and zeroes them).
+    pub(crate) fn add(&self, c: &mut Counts) {
+        let c = std::mem::take(c);
+        self.frames_out.fetch_add(c.frames_out, Ordering::Relaxed);
+        self.frames_in.fetch_add(c.frames_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(c.bytes_out, Ordering::Relaxed);
+        self.bytes_in.fetch_add(c.bytes_in, Ordering::Relaxed);
+        self.writes.fetch_add(c.writes, Ordering::Relaxed);
+        self.reads.fetch_add(c.reads, Ordering::Relaxed);
+        self.queue_frames_peak
+            .fetch_max(c.queue_frames_peak, Ordering::Relaxed);
+    }
+
     pub(crate) fn connection_opened(&self) {
         let n = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
         self.connections_peak.fetch_max(n, Ordering::Relaxed);

@@ -633,7 +633,7 @@ impl fmt::Display for Event {
             }
             Event::TooManyFromIp { from, limit } => write!(
                 f,
-                "Refused connection from {from}: {limit} connections open from its IP, the limit"
+                "Refused connection from {from}: {limit} connections open from its IP, the limit (--connections-per-ip)"
             ),
             Event::TooManyConnections { from, limit } => {
                 write!(

@@ -45,9 +45,11 @@ fn a_loop_that_runs_late_warns_and_puts_liveness_verdicts_off() {
         })
         .collect();
     let linked = rt.wait_until(StdDuration::from_secs(10), |rec| {
-        peers
-            .iter()
-            .all(|p| rec.peers.get(&p.addr()).is_some_and(|s| s.neighbours.len() == 1))
+        peers.iter().all(|p| {
+            rec.peers
+                .get(&p.addr())
+                .is_some_and(|s| s.neighbours.len() == 1)
+        })
     });
     assert!(linked, "the peers did not link");
     peers[0].originate("slow to hash".into());

@@ -222,20 +222,25 @@ pub fn merge(mut processes: Vec<Process>) -> Result<Merged, String> {
     let shift = |p: &Process| p.started_at_unix_us - epoch;
     let stopped = stopped_with_process(&processes, epoch);
 
+    // The journals and logs move out of the processes (not copied): a swarm of thousands
+    // logs tens of MB a process.
     let mut streams: Vec<Vec<(u64, Entry)>> = processes
-        .iter()
+        .iter_mut()
         .map(|p| {
             let s = shift(p);
-            p.journal
-                .iter()
+            std::mem::take(&mut p.journal)
+                .into_iter()
                 .map(|e| {
                     let at = Time(e.at.0.saturating_add(s));
-                    (at.0, Entry { at, ..e.clone() })
+                    (at.0, Entry { at, ..e })
                 })
                 .collect()
         })
         .collect();
-    let mut logs: Vec<Vec<(u64, String)>> = processes.iter().map(|p| p.log.clone()).collect();
+    let mut logs: Vec<Vec<(u64, String)>> = processes
+        .iter_mut()
+        .map(|p| std::mem::take(&mut p.log))
+        .collect();
     for &(pi, node, at) in &stopped {
         streams[pi].push((
             at.0,
