@@ -2,6 +2,7 @@
 # The real driver's figures (README, "The real driver under load"): each row is a seeds
 # process and a swarm on loopback, the seeds' and the swarm's folders merged into one.
 # Usage: scripts/driver_figures.sh [ROW...]   rows: 200 500 1000 5000 overload (default: all)
+# SWARM_FLAGS adds flags to every swarm (e.g. SWARM_FLAGS="--loops 1").
 # Needs `cargo build --release`; writes results/driver/ROW/{seeds,swarm,merged}/.
 set -eu
 B=${GOSSIPNET:-target/release/gossipnet}
@@ -21,7 +22,7 @@ row() {
     seeds=$!
     sleep 1
     /usr/bin/env time -v "$B" swarm --config "$OUT/config.txt" --base-port 20000 \
-        --out "$dir/swarm" --no-plot --quiet "$@" > "$dir/swarm.txt" 2> "$dir/time.txt" || true
+        --out "$dir/swarm" --no-plot --quiet "$@" ${SWARM_FLAGS:-} > "$dir/swarm.txt" 2> "$dir/time.txt" || true
     kill -INT "$seeds"
     wait "$seeds" || true
     "$B" merge "$dir/seeds" "$dir/swarm" --out "$dir/merged" --no-plot > "$dir/merged.txt"
