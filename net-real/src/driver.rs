@@ -344,6 +344,14 @@ impl Loop {
         }
     }
 
+    /// The open connection at `token` if it is still `who` (node, id): feeding a node can
+    /// close a connection and free its token, and a dial or an accept in the same feed can
+    /// take the token again.
+    fn same(&mut self, token: usize, who: (usize, ConnId)) -> Option<&mut Conn> {
+        self.conn(token)
+            .filter(|c| c.dialing.is_none() && (c.node, c.id) == who)
+    }
+
     fn ready(&mut self, token: usize, readable: bool, writable: bool) {
         match self.socks.get(token) {
             Some(Some(Sock::Listener { .. })) => self.accept(token),
@@ -354,10 +362,11 @@ impl Loop {
                     }
                     return;
                 }
+                let who = (c.node, c.id);
                 if writable {
                     self.write(token);
                 }
-                if readable {
+                if readable && self.same(token, who).is_some() {
                     self.read(token);
                 }
             }
@@ -618,8 +627,15 @@ impl Loop {
 
     /// Reads what the socket has, to `WouldBlock`, feeding each whole line.
     fn read(&mut self, token: usize) {
+        let Some(c) = self.conn(token) else {
+            return;
+        };
+        if c.dialing.is_some() {
+            return;
+        }
+        let who = (c.node, c.id);
         let mut scratch = std::mem::take(&mut self.scratch);
-        while let Some(c) = self.conn(token) {
+        while let Some(c) = self.same(token, who) {
             if c.closing {
                 // The node is done with it: what comes now is read and dropped.
                 match c.stream.read(&mut scratch) {
@@ -644,7 +660,7 @@ impl Loop {
                 Ok(n) => {
                     self.counts.reads += 1;
                     self.counts.bytes_in += n as u64;
-                    if !self.lines(token, &scratch[..n]) || n < scratch.len() {
+                    if !self.lines(token, who, &scratch[..n]) || n < scratch.len() {
                         // A short read emptied the socket's queue: bytes that come after it
                         // raise a new edge, so the `WouldBlock` read is saved (it was half
                         // of all reads).
@@ -664,11 +680,11 @@ impl Loop {
 
     /// Feeds the whole lines of `bytes` (after what the connection holds of an earlier
     /// one); keeps the unfinished end. False once the connection is no longer served.
-    fn lines(&mut self, token: usize, mut bytes: &[u8]) -> bool {
+    fn lines(&mut self, token: usize, who: (usize, ConnId), mut bytes: &[u8]) -> bool {
         // `+ 1` for the `\r` of a `\r\n` line end; `decode` checks the exact limit.
         let cap = FRAME_BYTES_MAX + 1;
         while !bytes.is_empty() {
-            let Some(c) = self.conn(token) else {
+            let Some(c) = self.same(token, who) else {
                 return false;
             };
             if c.closing {
@@ -1066,20 +1082,29 @@ impl Loop {
             let Some(Sock::Conn(c)) = s else { continue };
             if let Some(deadline) = c.dialing {
                 if now >= deadline {
-                    late_dials.push(t);
+                    late_dials.push((t, c.node, c.remote, deadline));
                 }
             } else if c.sent < c.out.len() && now.0 >= c.progress.0 + write_timeout.0 {
-                stalled.push(t);
+                stalled.push((t, (c.node, c.id)));
             }
         }
-        for t in late_dials {
-            let Some(c) = self.conn(t) else { continue };
-            let (node, addr) = (c.node, c.remote);
+        // Each acts only on the socket it found: a feed below can free a token and a dial
+        // take it again.
+        for (t, node, addr, deadline) in late_dials {
+            let still = self
+                .conn(t)
+                .is_some_and(|c| (c.node, c.remote, c.dialing) == (node, addr, Some(deadline)));
+            if !still {
+                continue;
+            }
             self.drop_sock(t);
             self.note_for(Some(node), format!("cannot connect to {addr}: timed out"));
             self.feed(node, Input::ConnectFailed { addr });
         }
-        for t in stalled {
+        for (t, who) in stalled {
+            if self.same(t, who).is_none() {
+                continue;
+            }
             let secs = self.io.write_timeout.as_secs_f64();
             self.gone(t, Some(format!("write failed: no progress for {secs} s")));
         }
