@@ -164,6 +164,38 @@ struct Conn {
     _fd: FdToken,
 }
 
+impl Conn {
+    #[allow(clippy::too_many_arguments)] // the fields a connection starts with
+    fn new(
+        node: usize,
+        id: ConnId,
+        stream: TcpStream,
+        remote: NodeAddr,
+        dialing: Option<Time>,
+        inbound: bool,
+        now: Time,
+        fd: FdToken,
+    ) -> Self {
+        Conn {
+            node,
+            id,
+            stream,
+            remote,
+            dialing,
+            inbound,
+            spoke: false,
+            line: Vec::new(),
+            dropped: 0,
+            out: Vec::new(),
+            sent: 0,
+            ends: VecDeque::new(),
+            progress: now,
+            closing: false,
+            _fd: fd,
+        }
+    }
+}
+
 enum Sock {
     Listener { node: usize, listener: TcpListener },
     Conn(Box<Conn>),
@@ -491,23 +523,8 @@ impl Loop {
         };
         let id = ConnId::new(slot.next_conn);
         slot.next_conn += 1;
-        let t = self.insert_sock(Sock::Conn(Box::new(Conn {
-            node,
-            id,
-            stream,
-            remote,
-            dialing: None,
-            inbound: !outbound,
-            spoke: false,
-            line: Vec::new(),
-            dropped: 0,
-            out: Vec::new(),
-            sent: 0,
-            ends: VecDeque::new(),
-            progress: now,
-            closing: false,
-            _fd: fd,
-        })));
+        let conn = Conn::new(node, id, stream, remote, None, !outbound, now, fd);
+        let t = self.insert_sock(Sock::Conn(Box::new(conn)));
         debug_assert_eq!(t, token, "the token registered is the slot taken");
         if let Some(slot) = self.nodes.get_mut(&node) {
             slot.conns.insert(id, t);
@@ -555,23 +572,10 @@ impl Loop {
         }
         let now = self.now();
         let deadline = now + Duration(self.io.connect_timeout.as_micros() as u64);
-        let t = self.insert_sock(Sock::Conn(Box::new(Conn {
-            node,
-            id: ConnId::new(u64::MAX),
-            stream,
-            remote: addr,
-            dialing: Some(deadline),
-            inbound: false,
-            spoke: false,
-            line: Vec::new(),
-            dropped: 0,
-            out: Vec::new(),
-            sent: 0,
-            ends: VecDeque::new(),
-            progress: now,
-            closing: false,
-            _fd: fd,
-        })));
+        // Its id comes when it connects.
+        let id = ConnId::new(u64::MAX);
+        let conn = Conn::new(node, id, stream, addr, Some(deadline), false, now, fd);
+        let t = self.insert_sock(Sock::Conn(Box::new(conn)));
         debug_assert_eq!(t, token, "the token registered is the slot taken");
     }
 

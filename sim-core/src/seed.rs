@@ -1217,6 +1217,27 @@ mod tests {
             .collect()
     }
 
+    /// The peer list the seed answers a `peer list` on `conn` with.
+    fn ask_list(s: &mut SeedNode, conn: ConnId) -> Vec<ListedPeer> {
+        s.handle(
+            Time::ZERO,
+            Input::Received {
+                conn,
+                msg: Message::PeerListRequest,
+            },
+        );
+        drain(s)
+            .into_iter()
+            .find_map(|o| match o {
+                Output::Send {
+                    msg: Message::PeerList { peers },
+                    ..
+                } => Some(peers),
+                _ => None,
+            })
+            .expect("a list")
+    }
+
     /// A connection from `remote` opens on `conn`; the seed's outputs.
     fn inbound(s: &mut SeedNode, conn: u64, remote: &str) -> Vec<Output> {
         s.handle(
@@ -1638,23 +1659,7 @@ mod tests {
         }
         let _ = drain(&mut s);
         for _ in 0..5 {
-            s.handle(
-                Time::ZERO,
-                Input::Received {
-                    conn: last,
-                    msg: Message::PeerListRequest,
-                },
-            );
-            let list = drain(&mut s)
-                .into_iter()
-                .find_map(|o| match o {
-                    Output::Send {
-                        msg: Message::PeerList { peers },
-                        ..
-                    } => Some(peers),
-                    _ => None,
-                })
-                .expect("a list");
+            let list = ask_list(&mut s, last);
             assert_eq!(list.len(), k);
             for r in &real {
                 assert!(list.iter().any(|p| p.addr == *r), "{r} missing");
@@ -1667,23 +1672,7 @@ mod tests {
         }
         let _ = drain(&mut s);
         for _ in 0..5 {
-            s.handle(
-                Time::ZERO,
-                Input::Received {
-                    conn: last,
-                    msg: Message::PeerListRequest,
-                },
-            );
-            let list = drain(&mut s)
-                .into_iter()
-                .find_map(|o| match o {
-                    Output::Send {
-                        msg: Message::PeerList { peers },
-                        ..
-                    } => Some(peers),
-                    _ => None,
-                })
-                .expect("a list");
+            let list = ask_list(&mut s, last);
             assert_eq!(list.len(), k);
             let mut ips: Vec<_> = list.iter().map(|p| p.addr.ip).collect();
             ips.sort_unstable();
