@@ -346,7 +346,13 @@ impl fmt::Display for Message {
             Message::LivenessReply { ts, to, from } => {
                 write!(f, "Liveness Reply:{ts}:{to}:{from}")
             }
-            Message::Gossip(g) => write!(f, "gmessage:{}", g.identity()),
+            Message::Gossip(g) => {
+                let Gossip {
+                    ts, origin, body, ..
+                } = &**g;
+                // The fields of `identity()`, written without building it.
+                write!(f, "gmessage:{ts}:{}:{}:{body}", origin.ip, origin.port)
+            }
             Message::DeadNode(d) => {
                 write!(f, "Dead Node:{}:{}:{}", d.dead, d.ts, d.reporter)
             }
