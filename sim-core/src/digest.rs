@@ -24,6 +24,23 @@ pub fn digest(identity: &str, iterations: u32) -> [u8; 64] {
     out
 }
 
+/// The reference implementation's digest of a gossip body (`--wire reference`): one SHA-512
+/// state is fed `SALT ‖ body`, then, `iterations` times, the digest of everything fed so far
+/// (the state is not reset between rounds, so this is neither PBKDF2 nor `sha512(sha512(..))`).
+/// The body is hashed as received, padding included.
+pub fn reference_digest(body: &[u8], iterations: u32) -> [u8; 64] {
+    use sha2::Digest;
+    let mut state = Sha512::new();
+    state.update(SALT);
+    state.update(body);
+    let mut out = [0u8; 64];
+    for _ in 0..iterations.max(1) {
+        out.copy_from_slice(&state.clone().finalize());
+        state.update(out);
+    }
+    out
+}
+
 /// Lowercase hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -307,6 +324,38 @@ impl DigestMemo {
 mod tests {
     use super::*;
     use crate::wire::Timestamp;
+
+    #[test]
+    fn the_reference_digest_matches_the_python_original() {
+        // Vectors of the original's `secure_hash` (salt `ASSIGNMENT_1`, 100 000 rounds of one
+        // running SHA-512 state), computed with CPython.
+        let cases = [
+            (
+                "message 1",
+                "b6b74e42d8f685f1951056141715f4bcacbbedbd652ee642d202aaebad23136d\
+                 5cbf9eb269c27adde38990d8c380020381eef09d92f8c745f28cb0ee8a93c8c1",
+            ),
+            (
+                "",
+                "8a991432490a552166d5297c1251728b33e012284895a7d368ae134c944274d3\
+                 b2749e84faac81edeea8b3881203e5b3f5530027148428b113865132c257358d",
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(
+                hex(&reference_digest(body.as_bytes(), 100_000)),
+                want,
+                "{body:?}"
+            );
+        }
+        // The padding is part of what is hashed.
+        let padded = format!("message 1{}", " ".repeat(973));
+        assert_eq!(
+            hex(&reference_digest(padded.as_bytes(), 100_000)),
+            "718096c435758f482fc71e963de45569b89e452ff9e312563ac6b17ea45022e9\
+             05fa65d7b4645b1a80b00f602f238c401b645a3b0bd075e18e0247f623754b58"
+        );
+    }
 
     #[test]
     fn digest_matches_the_reference_pbkdf2() {
