@@ -177,9 +177,16 @@ struct RealArgs {
     removal: Removal,
     /// What a seed does with a new registration: `verify` (dial the address back and list it
     /// only once it answers a liveness request) or `trust` (list it at once, as the
-    /// reference does).
-    #[arg(long, default_value = "verify")]
-    admission: sim_core::seed::Admission,
+    /// reference does) [default: verify; trust with `--wire reference`, whose peers cannot
+    /// answer a check without taking the seed for a neighbour].
+    #[arg(long)]
+    admission: Option<sim_core::seed::Admission>,
+    /// The wire: `line` (gossipnet's, one message a line) or `reference` (the Python
+    /// original's: 1 024-byte padded frames, a bare seed exchange, gossip re-stamped by each
+    /// forwarder and known by its body). A seed of the reference wire speaks both, told
+    /// apart per connection. README, "Interoperability".
+    #[arg(long, default_value = "line")]
+    wire: sim_core::wire::Wire,
     /// Let a seed register an address whose IP is not the connection's source IP (peers
     /// behind NAT, or listening on another address than they dial from).
     #[arg(long)]
@@ -343,6 +350,12 @@ struct SimArgs {
     /// reference does).
     #[arg(long, default_value = "verify")]
     admission: sim_core::seed::Admission,
+    /// The wire whose rules the peers follow: `line` (gossipnet's) or `reference` (the
+    /// Python original's: each forwarder re-stamps a message and every peer knows it by its
+    /// padded body, so two origins' `message N` can count as one; the summary counts the
+    /// deliveries that rule loses).
+    #[arg(long, default_value = "line")]
+    wire: sim_core::wire::Wire,
     #[command(flatten)]
     protocol: ProtocolArgs,
 }
@@ -452,6 +465,14 @@ fn sim_config(a: &SimArgs) -> SimConfig {
     a.protocol.apply(&mut cfg.peer);
     cfg.seed_node.removal = a.removal;
     cfg.seed_node.admission = a.admission;
+    cfg.peer.wire = a.wire;
+    cfg.seed_node.wire = a.wire;
+    if a.wire == sim_core::wire::Wire::Reference {
+        // The original's identity depends on the length of each forward's header, whose
+        // time is UNIX seconds: virtual time from 2025-01-01 gives headers of that length.
+        cfg.peer.wall_offset_micros = 1_735_689_600_000_000;
+        cfg.seed_node.wall_offset_micros = cfg.peer.wall_offset_micros;
+    }
     let mut faults: Vec<Fault> = Vec::new();
     faults.extend(a.crash.iter().map(|&(peer, at)| Fault::Crash { peer, at }));
     faults.extend(

@@ -12,7 +12,9 @@ use net_real::app::{AppOptions, RunSummary, Verbosity, run_peers, run_seeds};
 use net_real::{Listen, read_config};
 use sim_core::addr::NodeAddr;
 use sim_core::peer::PeerConfig;
+use sim_core::seed::Admission;
 use sim_core::seed::SeedConfig;
+use sim_core::wire::Wire;
 
 use super::{PeerArgs, RealArgs, SeedArgs, SeedsArgs, SwarmArgs, print_outcome, row};
 
@@ -112,7 +114,11 @@ fn seed_config(real: &RealArgs) -> SeedConfig {
     SeedConfig {
         bad_frames_max: real.bad_frames.max(1),
         removal: real.removal,
-        admission: real.admission,
+        admission: real.admission.unwrap_or(match real.wire {
+            Wire::Line => Admission::Verify,
+            Wire::Reference => Admission::Trust,
+        }),
+        wire: real.wire,
         trust_advertised_ip: real.trust_advertised_ip,
         connections_per_ip_max: real.connections_per_ip.max(1),
         ..SeedConfig::default()
@@ -253,6 +259,7 @@ fn peer_config(p: &super::ProtocolArgs, real: &RealArgs) -> Result<PeerConfig, S
     p.validate()?;
     let mut cfg = PeerConfig {
         bad_frames_max: real.bad_frames.max(1),
+        wire: real.wire,
         ..PeerConfig::default()
     };
     p.apply(&mut cfg);

@@ -30,9 +30,10 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use sim_core::addr::NodeAddr;
 use sim_core::limits::FRAME_BYTES_MAX;
 use sim_core::node::{ConnId, Input, Node, Output, TimerId};
+use sim_core::refwire::{self, Framer};
 use sim_core::sim::WorldEvent;
 use sim_core::time::{Duration, Time};
-use sim_core::wire::{Gossip, Message, WireError, decode};
+use sim_core::wire::{Gossip, Message, Wire, WireError, decode};
 
 use crate::fds::FdToken;
 use crate::runtime::{Record, Shared};
@@ -63,6 +64,8 @@ impl Default for IoLimits {
 const WAKER: Token = Token(usize::MAX);
 /// Bytes one `read` takes at most: the cap of a line and its newline, with room to spare.
 const SCRATCH_BYTES: usize = 128 * 1024;
+/// Addresses whose registration wire a loop remembers (forgotten all at once when full).
+const WIRES_REMEMBERED_MAX: usize = 100_000;
 /// How often a loop measures its lag and checks dials and stalled writes.
 const TICK: Duration = Duration::from_millis(100);
 /// Liveness rounds put off by overload come back this much later (or when it ends).
@@ -78,6 +81,8 @@ pub(crate) enum Cmd {
         addr: NodeAddr,
         listener: TcpListener,
         key: usize,
+        wire: Wire,
+        seed: bool,
     },
     /// A peer originates a message.
     Originate { key: usize, body: String },
@@ -151,6 +156,8 @@ struct Conn {
     line: Vec<u8>,
     /// Bytes of an oversized line dropped so far (its newline not read yet).
     dropped: usize,
+    /// How its bytes are cut into frames.
+    framing: Framing,
     /// Frames waiting to be written, from `sent` on.
     out: Vec<u8>,
     sent: usize,
@@ -175,6 +182,7 @@ impl Conn {
         inbound: bool,
         now: Time,
         fd: FdToken,
+        framing: Framing,
     ) -> Self {
         Conn {
             node,
@@ -186,6 +194,7 @@ impl Conn {
             spoke: false,
             line: Vec::new(),
             dropped: 0,
+            framing,
             out: Vec::new(),
             sent: 0,
             ends: VecDeque::new(),
@@ -193,6 +202,23 @@ impl Conn {
             closing: false,
             _fd: fd,
         }
+    }
+}
+
+/// How a connection's bytes are cut into frames.
+enum Framing {
+    /// gossipnet's: one message a line.
+    Line,
+    /// The reference's: padded windows and a bare seed exchange ([`sim_core::refwire`]).
+    Reference(Box<Framer>),
+    /// Not known yet, at a seed that speaks both: the first bytes read decide. Every line
+    /// peer sends its first line whole in one write, and the original never sends a newline.
+    Sniff,
+}
+
+impl Framing {
+    fn reference() -> Self {
+        Framing::Reference(Box::default())
     }
 }
 
@@ -205,6 +231,9 @@ enum Sock {
 struct Slot {
     machine: Box<dyn Node + Send>,
     addr: NodeAddr,
+    /// The wire it speaks, and whether it is a seed (which tells the wires apart).
+    wire: Wire,
+    seed: bool,
     listener: usize,
     /// Open connections: the socket token of each.
     conns: BTreeMap<ConnId, usize>,
@@ -244,6 +273,8 @@ struct Loop {
     /// neighbours, and the text is the same on every connection (formatting it once per
     /// connection was a tenth of the loops' own CPU).
     encoded: Option<(Arc<Gossip>, Vec<u8>)>,
+    /// At a seed of the reference wire: the wire each address registered with.
+    wires: BTreeMap<NodeAddr, Wire>,
     scratch: Box<[u8]>,
     /// Counts of this loop not yet added to the process's (each tick and stop): atomics
     /// shared by two loops cost a cache-line transfer on every frame.
@@ -272,6 +303,7 @@ impl Loop {
             records: Vec::new(),
             actions: Vec::new(),
             encoded: None,
+            wires: BTreeMap::new(),
             scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
             counts: crate::stats::Counts::default(),
             overloaded: false,
@@ -528,7 +560,8 @@ impl Loop {
         };
         let id = ConnId::new(slot.next_conn);
         slot.next_conn += 1;
-        let conn = Conn::new(node, id, stream, remote, None, !outbound, now, fd);
+        let framing = self.framing_for(node, remote, !outbound);
+        let conn = Conn::new(node, id, stream, remote, None, !outbound, now, fd, framing);
         let t = self.insert_sock(Sock::Conn(Box::new(conn)));
         debug_assert_eq!(t, token, "the token registered is the slot taken");
         if let Some(slot) = self.nodes.get_mut(&node) {
@@ -579,7 +612,18 @@ impl Loop {
         let deadline = now + Duration(self.io.connect_timeout.as_micros() as u64);
         // Its id comes when it connects.
         let id = ConnId::new(u64::MAX);
-        let conn = Conn::new(node, id, stream, addr, Some(deadline), false, now, fd);
+        let framing = self.framing_for(node, addr, false);
+        let conn = Conn::new(
+            node,
+            id,
+            stream,
+            addr,
+            Some(deadline),
+            false,
+            now,
+            fd,
+            framing,
+        );
         let t = self.insert_sock(Sock::Conn(Box::new(conn)));
         debug_assert_eq!(t, token, "the token registered is the slot taken");
     }
@@ -667,9 +711,24 @@ impl Loop {
                     break;
                 }
                 Ok(n) => {
+                    if matches!(c.framing, Framing::Sniff) {
+                        let line = scratch[..n].contains(&b'\n');
+                        c.framing = if line {
+                            Framing::Line
+                        } else {
+                            Framing::reference()
+                        };
+                    }
+                    let reference = matches!(c.framing, Framing::Reference(_));
                     self.counts.reads += 1;
                     self.counts.bytes_in += n as u64;
-                    if !self.lines(token, who, &scratch[..n]) || n < scratch.len() {
+                    let drained = n < scratch.len();
+                    let served = if reference {
+                        self.reference_frames(token, who, &scratch[..n], drained)
+                    } else {
+                        self.lines(token, who, &scratch[..n])
+                    };
+                    if !served || drained {
                         // A short read emptied the socket's queue: bytes that come after it
                         // raise a new edge, so the `WouldBlock` read is saved (it was half
                         // of all reads).
@@ -733,6 +792,76 @@ impl Loop {
             self.feed(node, input);
         }
         true
+    }
+
+    /// Feeds the frames of the reference wire that `bytes` complete (`drained`: the socket
+    /// had no more). False once the connection is no longer served.
+    fn reference_frames(
+        &mut self,
+        token: usize,
+        who: (usize, ConnId),
+        bytes: &[u8],
+        drained: bool,
+    ) -> bool {
+        if let Some(Conn {
+            framing: Framing::Reference(f),
+            ..
+        }) = self.same(token, who)
+        {
+            f.push(bytes);
+        }
+        loop {
+            let Some(c) = self.same(token, who) else {
+                return false;
+            };
+            if c.closing {
+                return false;
+            }
+            let Framing::Reference(f) = &mut c.framing else {
+                return false;
+            };
+            let Some(frame) = f.next_frame(drained) else {
+                return true;
+            };
+            let frame = refwire::decode(&frame);
+            c.spoke |= frame.is_ok();
+            let (node, conn) = (c.node, c.id);
+            self.counts.frames_in += 1;
+            if let Ok(Message::Register { addr }) = &frame {
+                // A seed answers a check of this address on the wire it registered with.
+                self.remember_wire(*addr, Wire::Reference);
+            }
+            let input = match frame {
+                Ok(msg) => Input::Received { conn, msg },
+                Err(error) => Input::Malformed { conn, error },
+            };
+            self.feed(node, input);
+        }
+    }
+
+    /// How a new connection of `node` with `remote` is framed: as its wire says; at a seed
+    /// of the reference wire, an inbound one as its first bytes say and an outbound one as
+    /// the wire `remote` registered with (the reference's if unknown).
+    fn framing_for(&self, node: usize, remote: NodeAddr, inbound: bool) -> Framing {
+        let Some(slot) = self.nodes.get(&node) else {
+            return Framing::Line;
+        };
+        match (slot.wire, slot.seed, inbound) {
+            (Wire::Line, ..) => Framing::Line,
+            (Wire::Reference, false, _) => Framing::reference(),
+            (Wire::Reference, true, true) => Framing::Sniff,
+            (Wire::Reference, true, false) => match self.wires.get(&remote) {
+                Some(Wire::Line) => Framing::Line,
+                _ => Framing::reference(),
+            },
+        }
+    }
+
+    fn remember_wire(&mut self, addr: NodeAddr, wire: Wire) {
+        if self.wires.len() >= WIRES_REMEMBERED_MAX {
+            self.wires.clear();
+        }
+        self.wires.insert(addr, wire);
     }
 
     /// The connection ended from the other side (or failed): the node is told.
@@ -824,6 +953,8 @@ impl Loop {
                     addr,
                     mut listener,
                     key,
+                    wire,
+                    seed,
                 } => {
                     let token = self.free.last().copied().unwrap_or(self.socks.len());
                     if let Err(e) = self.poll.registry().register(
@@ -843,6 +974,8 @@ impl Loop {
                         Slot {
                             machine: node,
                             addr,
+                            wire,
+                            seed,
                             listener: t,
                             conns: BTreeMap::new(),
                             next_conn: 0,
@@ -995,6 +1128,7 @@ impl Loop {
             c.progress = now;
         }
         match (msg, &self.encoded) {
+            _ if matches!(c.framing, Framing::Reference(_)) => refwire::encode(msg, &mut c.out),
             (Message::Gossip(g), Some((last, frame))) if Arc::ptr_eq(g, last) => {
                 c.out.extend_from_slice(frame);
             }

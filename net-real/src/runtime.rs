@@ -16,6 +16,7 @@ use sim_core::report::Recorder;
 use sim_core::seed::{SeedConfig, SeedNode};
 use sim_core::sim::{Observer, WorldEvent};
 use sim_core::time::Time;
+use sim_core::wire::Wire;
 
 use crate::driver::{Cmd, IoLimits, LoopHandle};
 use crate::stats::{DriverFigures, DriverStats};
@@ -303,8 +304,9 @@ impl Runtime {
     ) -> io::Result<NodeHandle> {
         let (listener, addr) = listen.bind()?;
         cfg.wall_offset_micros = self.shared.clock.wall_offset_micros();
+        let wire = cfg.wire;
         let seed = SeedNode::new(addr, cfg, rng);
-        self.spawn(listener, addr, seed)
+        self.spawn(listener, addr, seed, wire, true)
     }
 
     /// Starts a peer that knows `seeds`. Its wall offset is set from the process clock.
@@ -317,8 +319,9 @@ impl Runtime {
     ) -> io::Result<NodeHandle> {
         let (listener, addr) = listen.bind()?;
         cfg.wall_offset_micros = self.shared.clock.wall_offset_micros();
+        let wire = cfg.wire;
         let peer = PeerNode::new(addr, seeds, cfg, rng, Arc::clone(&self.memo));
-        self.spawn(listener, addr, peer)
+        self.spawn(listener, addr, peer, wire, false)
     }
 
     /// Hands `node` to a loop (in turn, so that the loops share the nodes).
@@ -327,6 +330,8 @@ impl Runtime {
         listener: TcpListener,
         addr: NodeAddr,
         node: N,
+        wire: Wire,
+        seed: bool,
     ) -> io::Result<NodeHandle> {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let Some(lp) = self.loops.get(key % self.loops.len().max(1)) else {
@@ -337,6 +342,8 @@ impl Runtime {
             addr,
             listener: mio::net::TcpListener::from_std(listener),
             key,
+            wire,
+            seed,
         };
         if !lp.send(cmd) {
             return Err(io::Error::other("the event loop has stopped"));

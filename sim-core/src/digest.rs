@@ -99,23 +99,7 @@ pub type Ordinal = u64;
 /// A message's memory of its ordinal in one memo (the memo's id with it), kept in the shared
 /// allocation of the message so that peers receiving a forwarded copy skip the look-up.
 /// It takes part in no comparison: two messages are equal when their fields are.
-#[derive(Clone, Default)]
-pub(crate) struct MemoCell(OnceLock<(u32, Ordinal)>);
-
-impl PartialEq for MemoCell {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for MemoCell {}
-impl core::hash::Hash for MemoCell {
-    fn hash<H: core::hash::Hasher>(&self, _: &mut H) {}
-}
-impl core::fmt::Debug for MemoCell {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("_")
-    }
-}
+pub(crate) type MemoCell = crate::wire::Inert<OnceLock<(u32, Ordinal)>>;
 
 /// Where a digest is.
 #[derive(Clone, Copy)]
@@ -132,6 +116,8 @@ pub struct DigestMemo {
     /// Tells this memo's ordinals from another's in a message's [`MemoCell`].
     id: u32,
     iterations: u32,
+    /// What a message is known by (`--wire`): set once, before the first digest.
+    identity: OnceLock<crate::wire::Wire>,
     stopwatch: Option<Stopwatch>,
     pool: Option<Arc<dyn DigestPool>>,
     inner: Mutex<MemoInner>,
@@ -144,6 +130,9 @@ struct MemoInner {
     // Look-ups, and `retain`s that only drop entries when full: their order never reaches
     // any output.
     keys: HashMap<Arc<Gossip>, Slot>,
+    /// The reference wire's digests by identity text: every forwarder re-stamps a message,
+    /// and the copies that one text names are hashed once.
+    by_text: HashMap<String, DigestKey>,
     ordinals: HashMap<DigestKey, Ordinal>,
     next_ordinal: Ordinal,
     stats: MemoStats,
@@ -180,6 +169,7 @@ impl DigestMemo {
         Arc::new(DigestMemo {
             id: NEXT_MEMO_ID.fetch_add(1, Ordering::Relaxed),
             iterations,
+            identity: OnceLock::new(),
             stopwatch,
             pool,
             inner: Mutex::default(),
@@ -190,6 +180,39 @@ impl DigestMemo {
     /// The iteration count.
     pub fn iterations(&self) -> u32 {
         self.iterations
+    }
+
+    /// Makes this memo know messages as `wire` does: on the line wire by the PBKDF2 digest of
+    /// `TS:IP:PORT:BODY`, on the reference wire by the original's digest of the body as
+    /// received ([`crate::refwire::reference_identity`]). Call it before the first digest;
+    /// false if the memo already knows messages another way.
+    pub fn set_identity(&self, wire: crate::wire::Wire) -> bool {
+        *self.identity.get_or_init(|| wire) == wire
+    }
+
+    fn identity(&self) -> crate::wire::Wire {
+        *self.identity.get_or_init(crate::wire::Wire::default)
+    }
+
+    /// The digest key of `g`, hashed here.
+    fn hash(&self, g: &Gossip) -> DigestKey {
+        match self.identity() {
+            crate::wire::Wire::Line => DigestKey::of(&digest(&g.identity(), self.iterations)),
+            crate::wire::Wire::Reference => {
+                let text = crate::refwire::reference_identity(g);
+                if let Some(&k) = self.lock().by_text.get(text.as_ref()) {
+                    return k;
+                }
+                // Two threads may hash one text at once: a cost, never a wrong key.
+                let key = DigestKey::of(&reference_digest(text.as_bytes(), self.iterations));
+                let mut inner = self.lock();
+                if inner.by_text.len() >= DIGEST_MEMO_ENTRIES_MAX {
+                    inner.by_text.clear();
+                }
+                inner.by_text.insert(text.into_owned(), key);
+                key
+            }
+        }
     }
 
     /// Says that `g` will be asked for soon: with a pool, its digest is computed there in the
@@ -226,7 +249,7 @@ impl DigestMemo {
     /// Hashes `g` (marked `Computing` by the caller) outside the lock and publishes it.
     fn compute(&self, g: &Arc<Gossip>) -> DigestKey {
         let start = self.stopwatch.as_ref().map(|s| s());
-        let key = DigestKey::of(&digest(&g.identity(), self.iterations));
+        let key = self.hash(g);
         let spent = match (&self.stopwatch, start) {
             (Some(s), Some(t0)) => s().saturating_sub(t0),
             _ => 0,

@@ -64,6 +64,7 @@ pub mod node;
 pub mod packed;
 pub mod peer;
 pub mod prefetch;
+pub mod refwire;
 pub mod report;
 pub mod rng;
 pub mod seed;

@@ -122,6 +122,9 @@ pub struct SeedConfig {
     /// removed a peer on a registered peer's report tells the others, and each checks the
     /// peer itself: every seed a dead peer registered with removes it.
     pub fellows: Vec<NodeAddr>,
+    /// The wire spoken (`line`). A seed of the reference wire speaks both: each connection
+    /// is read and answered in the wire its first bytes are in.
+    pub wire: crate::wire::Wire,
 }
 
 impl Default for SeedConfig {
@@ -139,6 +142,7 @@ impl Default for SeedConfig {
             wall_offset_micros: 0,
             trust_advertised_ip: false,
             fellows: Vec::new(),
+            wire: crate::wire::Wire::Line,
         }
     }
 }
@@ -442,7 +446,8 @@ impl SeedNode {
             | Message::Refuse { .. }
             | Message::LivenessRequest { .. }
             | Message::LivenessReply { .. }
-            | Message::Gossip(_)) => {
+            | Message::Gossip(_)
+            | Message::Forwarding) => {
                 self.out.event(Event::UnexpectedMessage {
                     from,
                     kind: other.kind(),

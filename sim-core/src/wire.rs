@@ -127,6 +127,68 @@ pub struct Gossip {
     /// Free text; may hold `:` but never a line break.
     pub body: String,
     pub(crate) memo: crate::digest::MemoCell,
+    /// On the reference wire, the message this one re-stamps (see [`Gossip::root`]).
+    pub(crate) lineage: Inert<Option<Arc<Gossip>>>,
+}
+
+/// A value a message carries that takes part in no comparison, hash or debug output: two
+/// messages are equal when their fields on the wire are.
+#[derive(Clone, Default)]
+pub(crate) struct Inert<T>(pub(crate) T);
+
+impl<T> PartialEq for Inert<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl<T> Eq for Inert<T> {}
+impl<T> core::hash::Hash for Inert<T> {
+    fn hash<H: core::hash::Hasher>(&self, _: &mut H) {}
+}
+impl<T> fmt::Debug for Inert<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("_")
+    }
+}
+
+/// Which wire a node speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Wire {
+    /// gossipnet's: one message a line (DESIGN.md).
+    #[default]
+    Line,
+    /// The Python original's: frames padded to 1 024 bytes, a bare exchange with seeds,
+    /// gossip re-stamped by each forwarder and known by its body ([`crate::refwire`]).
+    Reference,
+}
+
+impl Wire {
+    /// The name on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Wire::Line => "line",
+            Wire::Reference => "reference",
+        }
+    }
+}
+
+impl fmt::Display for Wire {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::str::FromStr for Wire {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "line" => Ok(Wire::Line),
+            "reference" => Ok(Wire::Reference),
+            other => Err(format!(
+                "unknown wire {other:?}: expected line or reference"
+            )),
+        }
+    }
 }
 
 impl Gossip {
@@ -137,7 +199,15 @@ impl Gossip {
             origin,
             body,
             memo: crate::digest::MemoCell::default(),
+            lineage: Inert::default(),
         }
+    }
+
+    /// The message as its origin made it: on the reference wire each forwarder re-stamps a
+    /// message, and the simulator keeps the original so that deliveries are counted against
+    /// the message their origin sent. Itself for any other.
+    pub fn root(self: &Arc<Self>) -> &Arc<Gossip> {
+        self.lineage.0.as_ref().unwrap_or(self)
     }
 
     /// The identity that the dedup digest is computed over.
@@ -289,6 +359,9 @@ pub enum Message {
     /// `gmessage:TS:ORIGIN_IP:ORIGIN_PORT:BODY` (peer -> peer). Shared so that forwarding
     /// to many neighbours copies a pointer, not the text.
     Gossip(Arc<Gossip>),
+    /// `forwarding` (peer -> peer, reference wire): the reference's answer to every gossip
+    /// frame, duplicates included. It asks for nothing.
+    Forwarding,
     /// `Dead Node:IP:PORT:TS:REPORTER_IP:REPORTER_PORT` (peer -> seed, seed -> peers).
     DeadNode(DeadNode),
 }
@@ -308,6 +381,7 @@ impl Message {
             Message::LivenessRequest { .. } => "liveness request",
             Message::LivenessReply { .. } => "liveness reply",
             Message::Gossip(_) => "gossip",
+            Message::Forwarding => "forwarding",
             Message::DeadNode(_) => "dead node",
         }
     }
@@ -353,6 +427,7 @@ impl fmt::Display for Message {
                 // The fields of `identity()`, written without building it.
                 write!(f, "gmessage:{ts}:{}:{}:{body}", origin.ip, origin.port)
             }
+            Message::Forwarding => f.write_str("forwarding"),
             Message::DeadNode(d) => {
                 write!(f, "Dead Node:{}:{}:{}", d.dead, d.ts, d.reporter)
             }
@@ -539,6 +614,7 @@ fn decode_text(text: &str) -> Result<Message, WireError> {
     match text {
         "registered successfully" => return Ok(Message::Registered),
         "peer list" => return Ok(Message::PeerListRequest),
+        "forwarding" => return Ok(Message::Forwarding),
         _ => {}
     }
     let (head, rest) = text

@@ -10,7 +10,7 @@ use crate::addr::NodeAddr;
 use crate::limits::{KNOWN_PEERS_MAX, SEED_ATTEMPTS_MAX};
 use crate::node::{ConnId, Event, Output, TimerId};
 use crate::time::Time;
-use crate::wire::{ListedPeer, Message};
+use crate::wire::{ListedPeer, Message, Wire};
 
 /// One chosen seed.
 #[derive(Debug)]
@@ -73,7 +73,9 @@ impl PeerNode {
         s.retry_at = Time::NEVER;
         self.conns.insert(conn, Conn::new(Role::Seed(addr)));
         self.out.send(conn, Message::Register { addr: me });
-        self.out.send(conn, Message::PeerListRequest);
+        if self.ctx.cfg.wire == Wire::Line {
+            self.out.send(conn, Message::PeerListRequest);
+        }
     }
 
     pub(super) fn seed_failed(&mut self, addr: NodeAddr) {
@@ -144,6 +146,11 @@ impl PeerNode {
         }
         self.out.event(Event::Registered { seed });
         let conn = self.seed_mut(seed).and_then(|s| s.conn);
+        if let Some(conn) = conn.filter(|_| self.ctx.cfg.wire == Wire::Reference) {
+            // The original's seed reads one message a `recv`: the list is asked for once
+            // the registration is answered, never in the same segment.
+            self.out.send(conn, Message::PeerListRequest);
+        }
         let mut unreported = Vec::new();
         self.unjoin(|j| unreported = std::mem::take(&mut j.unreported));
         if let Some(conn) = conn {

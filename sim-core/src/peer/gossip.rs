@@ -9,7 +9,7 @@ use crate::digest::Ordinal;
 use crate::limits::SEEN_ENTRIES_MAX;
 use crate::node::{Event, TimerId};
 use crate::time::Time;
-use crate::wire::{Gossip, Message, Timestamp};
+use crate::wire::{Gossip, Message, Timestamp, Wire};
 
 /// The digests of messages already delivered, bounded in time and size.
 ///
@@ -254,8 +254,17 @@ pub fn originated_message(
 }
 
 impl PeerNode {
+    /// The body of the next message: `#N`, or on the reference wire the original's
+    /// `message N` (the same in every peer, which its identity rule makes one message).
+    fn next_body(&self) -> String {
+        match self.ctx.cfg.wire {
+            Wire::Line => format!("#{}", self.originated + 1),
+            Wire::Reference => format!("message {}", self.originated + 1),
+        }
+    }
+
     pub(super) fn originate_next(&mut self) {
-        let body = format!("#{}", self.originated + 1);
+        let body = self.next_body();
         self.originate(&body);
         if self.originated < self.ctx.cfg.gossip_count {
             self.arm_gossip(self.now + self.ctx.cfg.gossip_interval);
@@ -265,7 +274,7 @@ impl PeerNode {
     /// Arms the gossip timer for `at` and has the memo start on the message it will make then.
     pub(super) fn arm_gossip(&mut self, at: Time) {
         self.out.arm(TimerId::Gossip, at);
-        let body = format!("#{}", self.originated + 1);
+        let body = self.next_body();
         let next = originated_message(self.addr, at, self.ctx.cfg.wall_offset_micros, &body);
         self.ctx.memo.prefetch(next);
     }
@@ -295,7 +304,15 @@ impl PeerNode {
             self.out.event(Event::DuplicateDropped { message, from });
             return;
         }
-        let forwarded_to = self.flood(&message, Some(from));
+        let forwarded_to = match self.ctx.cfg.wire {
+            Wire::Line => self.flood(&message, Some(from)),
+            Wire::Reference => {
+                // The original forwards with its own time and address.
+                let ts = Timestamp::at(self.now, self.ctx.cfg.wall_offset_micros);
+                let next = Arc::new(crate::refwire::restamped(&message, ts, self.addr));
+                self.flood(&next, Some(from))
+            }
+        };
         self.out.event(Event::GossipDelivered {
             message,
             first_from: from,

@@ -24,7 +24,7 @@ use crate::rng::CompactRng;
 use crate::time::{Duration, Time};
 use crate::topology::Topology;
 use crate::vecmap::{VecMap, VecSet};
-use crate::wire::{Message, WireError};
+use crate::wire::{Message, Wire, WireError};
 
 use bootstrap::SeedLink;
 use gossip::SeenSet;
@@ -59,6 +59,11 @@ pub struct PeerConfig {
     /// Added to `now` for wire timestamps: the UNIX time of the driver's epoch, in µs
     /// (0 in the simulator, whose timestamps are seconds of virtual time).
     pub wall_offset_micros: u64,
+    /// The wire spoken (`line`). On the reference wire a peer asks a seed for its list only
+    /// once registered (the original reads one message a `recv`), answers each gossip with
+    /// `forwarding`, re-stamps what it forwards, knows a message by its body, and names its
+    /// messages `message N`.
+    pub wire: Wire,
 }
 
 impl Default for PeerConfig {
@@ -75,6 +80,7 @@ impl Default for PeerConfig {
             topology: Topology::default(),
             connections_max: CONNECTIONS_MAX,
             wall_offset_micros: 0,
+            wire: Wire::Line,
         }
     }
 }
@@ -254,6 +260,8 @@ impl PeerNode {
     /// As [`PeerNode::new`], with everything the peers of a run share in one allocation (what
     /// a simulator of a million peers uses: 8 bytes a peer).
     pub fn with_context(addr: NodeAddr, ctx: Arc<PeerContext>, rng: CompactRng) -> Self {
+        let same = ctx.memo.set_identity(ctx.cfg.wire);
+        debug_assert!(same, "one memo serves peers of one wire");
         // Capacities are at most `NEIGHBOURS_MAX`.
         let capacity = u32::try_from(ctx.cfg.topology.capacity(addr)).unwrap_or(u32::MAX);
         PeerNode {
@@ -416,7 +424,14 @@ impl PeerNode {
             (Role::Inbound(_), Message::Hello { addr }) => self.hello_in(conn, addr),
             (Role::HelloSent(peer), Message::Hello { .. }) => self.hello_accepted(conn, peer),
             (Role::HelloSent(peer), Message::Refuse { reason }) => self.refused(conn, peer, reason),
-            (Role::Neighbour(peer), Message::Gossip(g)) => self.gossip_in(peer, g),
+            (Role::Neighbour(peer), Message::Gossip(g)) => {
+                if self.ctx.cfg.wire == Wire::Reference {
+                    // The original answers every gossip frame, duplicates included.
+                    self.out.send(conn, Message::Forwarding);
+                }
+                self.gossip_in(peer, g);
+            }
+            (Role::Neighbour(_), Message::Forwarding) => {}
             (Role::Neighbour(peer), Message::LivenessReply { .. }) => self.reply_in(peer),
             (role, other) => {
                 self.out.event(Event::UnexpectedMessage {

@@ -153,8 +153,10 @@ impl Change {
                 peer: *peer,
                 degree: *degree,
             },
+            // Counted against the message as its origin made it (the reference wire
+            // re-stamps each forward).
             Event::GossipOriginated { message, seq, .. } => Change::Originated {
-                message: Arc::clone(message),
+                message: Arc::clone(message.root()),
                 seq: *seq,
             },
             Event::GossipDelivered {
@@ -162,7 +164,7 @@ impl Change {
                 first_from,
                 ..
             } => Change::Delivered {
-                message: Arc::clone(message),
+                message: Arc::clone(message.root()),
                 first_from: *first_from,
             },
             Event::DuplicateDropped { .. } => Change::Duplicates { count: 1 },
