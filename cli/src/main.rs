@@ -521,6 +521,19 @@ fn sim(args: SimArgs) -> Result<(), String> {
         threads,
     )?;
     print_summary(&result);
+    if args.wire == sim_core::wire::Wire::Reference {
+        let o = &result.outcome;
+        let lost = o.expected_deliveries - o.expected_delivered.min(o.expected_deliveries);
+        row(
+            "reference identity",
+            format!(
+                "{lost} of {} expected deliveries lost ({:.1} %): a peer takes a message \
+                 whose padded body it has seen, from any origin, for a duplicate",
+                o.expected_deliveries,
+                100.0 * lost as f64 / o.expected_deliveries.max(1) as f64
+            ),
+        );
+    }
     if !args.no_plot {
         plot(&result.out)?;
     }
