@@ -16,9 +16,10 @@
 //! - a bare kind (the seed exchange) is what is there once the socket is drained, or its
 //!   fixed text when something follows it.
 //!
-//! [`encode`] writes a message as the original would, with two refusals: a frame is never
-//! longer than 1 024 bytes because of a re-stamp (the body's old padding is dropped before
-//! padding again), and a node calls itself by its address, not `localhost`.
+//! [`encode`] writes a message as the original would (127.0.0.1 is `localhost`, the name
+//! the original's seeds list and match dead-node reports against), with one refusal: a
+//! frame is never longer than 1 024 bytes because of a re-stamp (the body's old padding is
+//! dropped before padding again).
 //! [`decode`] reads `localhost` as 127.0.0.1 and keeps a gossip body as received, padding
 //! included: that text is the original's message identity ([`reference_identity`]).
 
@@ -58,7 +59,7 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             // pass that are left out rather than cut.
             out.extend_from_slice(b"peer list:");
             for p in peers {
-                let entry = format!(":{}", p.addr.hash_form());
+                let entry = format!(":{}#{}", Host(p.addr), p.addr.port);
                 if out.len() - start + entry.len() > FRAME_BYTES {
                     break;
                 }
@@ -66,11 +67,35 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             }
             Ok(())
         }
+        Message::Register { addr } => write!(out, "register:{}:{}", Host(*addr), addr.port),
+        Message::Hello { addr } => {
+            write!(out, "Connection with Peer:{}:{}", Host(*addr), addr.port)
+        }
+        Message::LivenessRequest { ts, addr } => {
+            write!(out, "Liveness Request:{ts}:{}:{}", Host(*addr), addr.port)
+        }
+        Message::LivenessReply { ts, to, from } => write!(
+            out,
+            "Liveness Reply:{ts}:{}:{}:{}:{}",
+            Host(*to),
+            to.port,
+            Host(*from),
+            from.port
+        ),
+        Message::DeadNode(d) => write!(
+            out,
+            "Dead Node:{}:{}:{}:{}:{}",
+            Host(d.dead),
+            d.dead.port,
+            d.ts,
+            Host(d.reporter),
+            d.reporter.port
+        ),
         Message::Gossip(g) => write!(
             out,
             "gmessage:{}:{}:{}:{}",
             g.ts,
-            g.origin.ip,
+            Host(g.origin),
             g.origin.port,
             g.body.trim_end_matches(' ')
         ),
@@ -79,6 +104,21 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
     if is_padded(msg) {
         let len = out.len() - start;
         out.resize(start + len.max(FRAME_BYTES), b' ');
+    }
+}
+
+/// An address's host as the original names it: 127.0.0.1 is `localhost` (what its nodes
+/// call themselves and so what its seeds list and match reports against), any other the
+/// dotted IP.
+struct Host(crate::addr::NodeAddr);
+
+impl core::fmt::Display for Host {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0.ip.is_loopback() && self.0.ip.octets() == [127, 0, 0, 1] {
+            f.write_str("localhost")
+        } else {
+            write!(f, "{}", self.0.ip)
+        }
     }
 }
 
@@ -141,7 +181,7 @@ pub fn reference_identity(g: &Gossip) -> Cow<'_, str> {
     if g.body.ends_with(' ') {
         return Cow::Borrowed(&g.body);
     }
-    let header = format!("gmessage:{}:{}:{}:", g.ts, g.origin.ip, g.origin.port).len();
+    let header = format!("gmessage:{}:{}:{}:", g.ts, Host(g.origin), g.origin.port).len();
     let pad = FRAME_BYTES.saturating_sub(header + g.body.len());
     let mut id = String::with_capacity(g.body.len() + pad);
     id.push_str(&g.body);
@@ -261,7 +301,7 @@ mod tests {
             enc(&Message::Register {
                 addr: a("127.0.0.1:5000")
             }),
-            b"register:127.0.0.1:5000"
+            b"register:localhost:5000"
         );
         assert_eq!(enc(&Message::PeerListRequest), b"peer list");
         assert_eq!(enc(&Message::Registered), b"registered successfully");
@@ -274,7 +314,7 @@ mod tests {
                 },
             ],
         };
-        assert_eq!(enc(&list), b"peer list::127.0.0.1#5000:127.0.0.1#5001");
+        assert_eq!(enc(&list), b"peer list::localhost#5000:localhost#5001");
         assert_eq!(
             enc(&Message::PeerList { peers: vec![] }),
             b"peer list:",
@@ -283,7 +323,15 @@ mod tests {
         let hello = enc(&Message::Hello {
             addr: a("127.0.0.1:5000"),
         });
-        assert_eq!(hello, padded("Connection with Peer:127.0.0.1:5000"));
+        // 127.0.0.1 is `localhost`, as the original's nodes call themselves; others keep
+        // their address.
+        assert_eq!(
+            enc(&Message::Register {
+                addr: a("10.1.2.3:5000")
+            }),
+            b"register:10.1.2.3:5000"
+        );
+        assert_eq!(hello, padded("Connection with Peer:localhost:5000"));
         let dead = enc(&Message::DeadNode(DeadNode {
             dead: a("127.0.0.1:5003"),
             ts: Timestamp::parse("1739612390.654321").unwrap(),
@@ -291,7 +339,7 @@ mod tests {
         }));
         assert_eq!(
             dead,
-            padded("Dead Node:127.0.0.1:5003:1739612390.654321:127.0.0.1:5000")
+            padded("Dead Node:localhost:5003:1739612390.654321:localhost:5000")
         );
         assert_eq!(enc(&Message::Forwarding), padded("forwarding"));
     }
@@ -317,7 +365,7 @@ mod tests {
         encode(&Message::Gossip(Arc::new(fwd)), &mut out);
         assert_eq!(
             out,
-            padded("gmessage:1739612345.123456:127.0.0.1:50001:message 1")
+            padded("gmessage:1739612345.123456:localhost:50001:message 1")
         );
     }
 
