@@ -46,6 +46,7 @@ pub fn repro(cfg: &SimConfig) -> String {
 }
 
 pub mod real;
+pub mod reference;
 
 /// Every figure `gossipnet plot` draws for a run folder with deliveries and a failure.
 pub const RUN_FIGURES: [&str; 5] = [
