@@ -399,6 +399,8 @@ pub struct PeerSnapshot {
     pub links: usize,
     /// First receipts of gossip, in order.
     pub deliveries: Vec<Delivery>,
+    /// The bodies it sent as their origin, each once (every connection sends them all).
+    pub originated: BTreeSet<String>,
     /// The last liveness-reply timestamp from each neighbour (all a reply does).
     pub liveness_replies: BTreeMap<Endpoint, f64>,
     /// Dead-node reports it sent, in order.
@@ -937,6 +939,7 @@ struct PeerState {
     links: BTreeMap<u64, Link>,
     seen: BTreeSet<[u8; 64]>,
     deliveries: Vec<Delivery>,
+    originated: BTreeSet<String>,
     liveness_replies: BTreeMap<Endpoint, f64>,
     dead_reports: Vec<DeadReport>,
 }
@@ -1018,6 +1021,7 @@ impl RefPeer {
             neighbours: state.neighbours(),
             links: state.links.len(),
             deliveries: state.deliveries.clone(),
+            originated: state.originated.clone(),
             liveness_replies: state.liveness_replies.clone(),
             dead_reports: state.dead_reports.clone(),
         }
@@ -1334,6 +1338,7 @@ impl PeerNode {
                     .log(format!("Failed to send gossip message: {e}"));
                 return;
             }
+            lock(&self.state).originated.insert(body);
             if !self.life.pause(self.cfg.message_interval) {
                 return;
             }

@@ -29,7 +29,10 @@ fn the_reference_identity_loses_deliveries_that_the_line_identity_makes() {
     // The same network: the topology does not depend on the wire.
     assert_eq!(line.degree, reference.degree);
     assert_eq!(line.messages, reference.messages);
-    assert_eq!(line.expected_delivered, line.expected_deliveries, "{line:?}");
+    assert_eq!(
+        line.expected_delivered, line.expected_deliveries,
+        "{line:?}"
+    );
     // Every peer sends `message 1`..`message 10`; under the original's rule a peer keeps the
     // first of each padded body it sees and drops the others as duplicates.
     assert!(

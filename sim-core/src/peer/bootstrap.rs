@@ -152,9 +152,15 @@ impl PeerNode {
             self.out.send(conn, Message::PeerListRequest);
         }
         let mut unreported = Vec::new();
-        self.unjoin(|j| unreported = std::mem::take(&mut j.unreported));
+        self.unjoin(|j| {
+            let (owed, rest) = std::mem::take(&mut j.unreported)
+                .into_iter()
+                .partition(|(s, _)| *s == seed);
+            j.unreported = rest;
+            unreported = owed;
+        });
         if let Some(conn) = conn {
-            for notice in unreported {
+            for (_, notice) in unreported {
                 let dead = notice.dead;
                 self.out.send(conn, Message::DeadNode(notice));
                 self.out.event(Event::DeadNodeReported { dead, seed });

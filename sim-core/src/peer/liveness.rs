@@ -72,14 +72,22 @@ impl PeerNode {
             reporter: self.addr,
         };
         let seeds = self.registered_seeds();
-        if seeds.is_empty() {
-            // No seed to tell now (our seed connections were reset): the next one that
-            // registers us is told.
+        // A chosen seed not registered now (its connection was reset) is told when it
+        // registers us again.
+        let owed: Vec<NodeAddr> = self
+            .seeds
+            .iter()
+            .filter(|s| !seeds.iter().any(|(r, _)| *r == s.addr))
+            .map(|s| s.addr)
+            .collect();
+        if !owed.is_empty() {
             let j = self.joining_mut();
-            if j.unreported.len() >= super::UNREPORTED_MAX {
-                j.unreported.remove(0);
+            for seed in owed {
+                if j.unreported.len() >= super::UNREPORTED_MAX {
+                    j.unreported.remove(0);
+                }
+                j.unreported.push((seed, notice.clone()));
             }
-            j.unreported.push(notice.clone());
         }
         for (seed, conn) in seeds {
             self.out.send(conn, Message::DeadNode(notice.clone()));

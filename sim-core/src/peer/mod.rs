@@ -196,9 +196,10 @@ struct Joining {
     dialing: VecSet<NodeAddr>,
     /// Malformed frames so far on a connection that sent any (counted up to 255).
     bad_frames: VecMap<ConnId, u8>,
-    /// Dead-node reports made while no seed was registered (its connections were reset):
-    /// sent to the next seed that registers us, at most [`UNREPORTED_MAX`] of them.
-    unreported: Vec<crate::wire::DeadNode>,
+    /// Dead-node reports owed to a chosen seed that was not registered when they were made
+    /// (its connection was reset, or it closed it, as the original's seed does after a
+    /// removal): sent when it registers us again, at most [`UNREPORTED_MAX`] of them.
+    unreported: Vec<(NodeAddr, crate::wire::DeadNode)>,
 }
 
 /// Reports a peer keeps for a seed while none is registered.
