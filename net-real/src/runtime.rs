@@ -320,6 +320,10 @@ impl Runtime {
         let (listener, addr) = listen.bind()?;
         cfg.wall_offset_micros = self.shared.clock.wall_offset_micros();
         let wire = cfg.wire;
+        if wire == Wire::Reference {
+            // Forwards come re-stamped: what the recorder can know a message by is its body.
+            self.shared.lock().rec.identity_by_body = true;
+        }
         let peer = PeerNode::new(addr, seeds, cfg, rng, Arc::clone(&self.memo));
         self.spawn(listener, addr, peer, wire, false)
     }

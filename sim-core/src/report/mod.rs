@@ -101,6 +101,10 @@ pub struct Recorder {
     pub keep_log: bool,
     /// Keep the [`journal`](Recorder::journal) and write it as `events.jsonl` (real runs).
     pub keep_journal: bool,
+    /// Know a message by its body, as the reference wire does (a real run of
+    /// `--wire reference`, whose forwards are re-stamped and so name no origin): the bodies
+    /// are the messages, the first origination of each its origin.
+    pub identity_by_body: bool,
     /// Every change, in the order recorded, when `keep_journal` (dropped duplicates are
     /// counted in [`PeerState::duplicates`] instead).
     pub journal: Vec<Entry>,
@@ -119,6 +123,8 @@ pub struct Recorder {
     pub messages: Vec<MessageInfo>,
     // Look-ups only; never iterated.
     message_index: HashMap<Arc<Gossip>, usize>,
+    /// Under `identity_by_body`, the message of each body (trimmed).
+    body_index: HashMap<String, usize>,
     hops: HashMap<(usize, NodeAddr), u32>,
     /// First receipts, in time order.
     pub deliveries: Vec<Delivery>,
@@ -231,7 +237,18 @@ impl Recorder {
     }
 
     fn originated(&mut self, at: Time, node: NodeAddr, message: &Arc<Gossip>, seq: u32) {
+        if self.identity_by_body
+            && let Some(&idx) = self.body_index.get(message.body.trim_end())
+        {
+            // One body is one message: a later origin of it holds it, 0 hops away.
+            self.hops.insert((idx, node), 0);
+            return;
+        }
         let idx = self.messages.len();
+        if self.identity_by_body {
+            self.body_index
+                .insert(message.body.trim_end().to_owned(), idx);
+        }
         let (reachable, links) = self.reachable_from(node);
         self.messages.push(MessageInfo {
             message: Arc::clone(message),
@@ -251,7 +268,11 @@ impl Recorder {
         message: &Arc<Gossip>,
         first_from: NodeAddr,
     ) {
-        let idx = self.message_index.get(message).copied();
+        let idx = if self.identity_by_body {
+            self.body_index.get(message.body.trim_end()).copied()
+        } else {
+            self.message_index.get(message).copied()
+        };
         let hops = idx.and_then(|i| {
             let h = self.hops.get(&(i, first_from)).copied()? + 1;
             self.hops.insert((i, receiver), h);
@@ -510,19 +531,41 @@ impl Recorder {
             .filter(|(_, s)| s.up)
             .map(|(a, _)| *a)
             .collect();
+        // What a message is known by: its identity, or its body under `identity_by_body`.
+        let key = |identity: &str| -> String {
+            if self.identity_by_body {
+                identity
+                    .splitn(4, ':')
+                    .nth(3)
+                    .unwrap_or("")
+                    .trim_end()
+                    .to_owned()
+            } else {
+                identity.to_owned()
+            }
+        };
         let mut delivered = BTreeSet::new();
         let mut double = 0;
         for d in &self.deliveries {
-            if !delivered.insert((d.identity.as_str(), d.receiver)) {
+            if !delivered.insert((key(&d.identity), d.receiver)) {
                 double += 1;
+            }
+        }
+        if self.identity_by_body {
+            // A later origin of a body holds that message.
+            for (&(i, node), &h) in &self.hops {
+                if h == 0 {
+                    let body = self.messages[i].message.body.trim_end().to_owned();
+                    delivered.insert((body, node));
+                }
             }
         }
         let (mut expected, mut got) = (0, 0);
         for m in &self.messages {
-            let id = m.message.identity();
+            let id = key(&m.message.identity());
             for r in m.reachable.iter().filter(|r| alive.contains(r)) {
                 expected += 1;
-                got += usize::from(delivered.contains(&(id.as_str(), *r)));
+                got += usize::from(delivered.contains(&(id.clone(), *r)));
             }
         }
         let mut latencies: Vec<f64> = self
@@ -600,4 +643,78 @@ fn min_mean_max(values: &[f64]) -> Option<[f64; 3]> {
     let min = values.iter().copied().reduce(f64::min)?;
     let max = values.iter().copied().reduce(f64::max)?;
     Some([min, values.iter().sum::<f64>() / values.len() as f64, max])
+}
+
+#[cfg(test)]
+mod body_identity_tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::node::Event;
+    use crate::sim::Observer;
+    use crate::wire::{Gossip, Timestamp};
+
+    fn addr(s: &str) -> NodeAddr {
+        s.parse().expect("a valid address")
+    }
+
+    /// A real run of the reference wire: A and C both originate `message 1`, and B receives
+    /// A's copy with its padding (C's, padded the same, is a duplicate there). By body it is
+    /// one message, and every peer holds it.
+    #[test]
+    fn under_the_reference_wire_a_body_is_one_message() {
+        let (a, b, c) = (
+            addr("127.0.0.1:6000"),
+            addr("127.0.0.1:6001"),
+            addr("127.0.0.1:6002"),
+        );
+        let mut rec = Recorder::new(1_732_406_400_000_000);
+        rec.identity_by_body = true;
+        let t = |s: u64| Time(s * 1_000_000);
+        for n in [a, b, c] {
+            rec.event(t(0), n, &Event::PeerStarted { capacity: 4 });
+        }
+        for (x, y) in [(a, b), (b, a), (b, c), (c, b)] {
+            let e = Event::NeighbourAdded { peer: y, degree: 1 };
+            rec.event(t(1), x, &e);
+        }
+        let gossip = |origin: Time, from: NodeAddr| {
+            Arc::new(Gossip::new(
+                Timestamp::at(origin, 0),
+                from,
+                "message 1".into(),
+            ))
+        };
+        for (origin, at) in [(a, 2), (c, 3)] {
+            let e = Event::GossipOriginated {
+                message: gossip(t(at), origin),
+                seq: 1,
+                sent_to: 1,
+            };
+            rec.event(t(at), origin, &e);
+        }
+        // B receives A's as the wire carries it: stamped by its sender, A, and padded.
+        let padded = Arc::new(Gossip::new(
+            Timestamp::at(t(2), 0),
+            a,
+            format!("message 1{}", " ".repeat(30)),
+        ));
+        let e = Event::GossipDelivered {
+            message: padded,
+            first_from: a,
+            forwarded_to: 1,
+        };
+        rec.event(t(2), b, &e);
+        let o = rec.outcome();
+        assert_eq!(o.messages, 1, "{o:?}");
+        assert_eq!(
+            o.expected_deliveries, 2,
+            "B and C from A's origination: {o:?}"
+        );
+        assert_eq!(
+            o.expected_delivered, 2,
+            "C originated it, B received it: {o:?}"
+        );
+        assert_eq!(rec.deliveries[0].hops, Some(1));
+    }
 }
