@@ -15,6 +15,7 @@ use sim_core::sim::{Fault, Latency, SimConfig};
 use sim_core::time::{Duration, Time};
 use sim_core::topology::Topology;
 
+mod conform;
 mod real;
 use real::{peer, seed, seeds, swarm};
 mod seed_load;
@@ -72,6 +73,11 @@ enum Cmd {
     /// healing phase, and checks the invariants. Writes campaign.csv and summary.txt; a
     /// violation prints the command that replays it, with its run folder.
     Campaign(CampaignArgs),
+    /// Check a seed or a peer of any implementation against the protocol: conform acts as
+    /// peers (--role seed) or as the peer's seed and two neighbours (--role peer), prints a
+    /// table of PASS / FAIL / FINDING (a known deviation of the reference) and writes
+    /// conform.json. Exit status 0 only when every check passes.
+    Conform(conform::ConformArgs),
 }
 
 #[derive(Args)]
@@ -441,6 +447,7 @@ fn main() -> ExitCode {
         Cmd::Plot(args) => plot(&args.dir),
         Cmd::Merge(args) => merge(&args),
         Cmd::Experiment(args) => experiment(&args),
+        Cmd::Conform(args) => conform::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
