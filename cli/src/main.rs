@@ -66,6 +66,11 @@ enum Cmd {
     /// exponent, max degree, diameter. dissemination: time to 50/99/100 % coverage, hops,
     /// sends per message against the flooding cost 2E - N + 1. detection: liveness interval
     /// and misses against detection latency and false reports under jitter and partitions.
+    ///
+    /// On a cluster: `--shard I/N` runs every N-th run of the sweep (job k goes to shard
+    /// k mod N + 1) and writes a shard folder; `gossipnet experiment merge DIR...` joins the
+    /// N shard folders into the report folder the whole sweep writes, byte for byte.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Experiment(ExperimentArgs),
     /// Seeded fault campaigns: run i of --seed S draws its own network (3-80 peers, 1-5
     /// seeds, topology, latency) and faults (crashes, silent failures, restarts, resets,
@@ -127,9 +132,11 @@ struct MergeArgs {
 
 #[derive(Args)]
 struct ExperimentArgs {
+    #[command(subcommand)]
+    merge: Option<ExperimentCmd>,
     /// powerlaw, dissemination or detection.
-    #[arg(value_parser = ["powerlaw", "dissemination", "detection"])]
-    name: String,
+    #[arg(required = true, value_parser = ["powerlaw", "dissemination", "detection"])]
+    name: Option<String>,
     /// First run seed; settings run with seeds SEED, SEED+1, ...
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -150,12 +157,35 @@ struct ExperimentArgs {
     /// Runs in parallel [default: the number of cores].
     #[arg(long)]
     threads: Option<usize>,
-    /// Report folder [default: results/experiment-NAME].
+    /// Report folder [default: results/experiment-NAME]; with --shard, the shard folder
+    /// [default: results/experiment-NAME-shard-I-of-N].
     #[arg(long)]
     out: Option<PathBuf>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Run only shard I of N (1 <= I <= N): the runs whose index k in the sweep has
+    /// k mod N = I - 1. Writes their raw results and shard.json; `gossipnet experiment
+    /// merge` joins the N shard folders.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<experiments::experiment::Shard>,
+}
+
+#[derive(Subcommand)]
+enum ExperimentCmd {
+    /// Join the shard folders of one sweep (`--shard I/N`, every I of one N) into the
+    /// report folder the whole sweep writes, byte for byte.
+    Merge(ExperimentMergeArgs),
+}
+
+#[derive(Args)]
+struct ExperimentMergeArgs {
+    /// The shard folders, in any order.
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+    /// Report folder [default: results/experiment-NAME].
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// Settings of every real-network command.
@@ -681,8 +711,12 @@ fn campaign(a: &CampaignArgs) -> Result<(), String> {
 }
 
 fn experiment(a: &ExperimentArgs) -> Result<(), String> {
-    use experiments::experiment::{ExperimentOptions, run};
-    let mut opts = ExperimentOptions::new(&a.name);
+    use experiments::experiment::{ExperimentOptions, default_shard_out, run};
+    if let Some(ExperimentCmd::Merge(m)) = &a.merge {
+        return experiment_merge(m);
+    }
+    let name = a.name.as_deref().ok_or("an experiment name is needed")?;
+    let mut opts = ExperimentOptions::new(name);
     opts.seed = a.seed;
     opts.replicates = a.replicates;
     opts.sizes = a.sizes.clone();
@@ -692,10 +726,14 @@ fn experiment(a: &ExperimentArgs) -> Result<(), String> {
         opts.sweep.threads = t.max(1);
     }
     opts.sweep.progress = !a.quiet;
-    if let Some(out) = &a.out {
-        opts.out = out.clone();
-    }
-    // The command that reproduces the CSV: this one, minus what does not change it.
+    opts.shard = a.shard;
+    opts.out = match (&a.out, a.shard) {
+        (Some(out), _) => out.clone(),
+        (None, Some(shard)) => default_shard_out(name, shard),
+        (None, None) => opts.out,
+    };
+    // The command that reproduces the CSV: this one, minus what does not change it (a
+    // shard's is the whole sweep's, which its merged report states).
     let mut argv: Vec<String> = vec!["gossipnet".into()];
     let mut skip = false;
     for arg in std::env::args().skip(1) {
@@ -704,26 +742,54 @@ fn experiment(a: &ExperimentArgs) -> Result<(), String> {
             continue;
         }
         match arg.as_str() {
-            "--threads" | "--out" => skip = true,
+            "--threads" | "--out" | "--shard" => skip = true,
             "-q" | "--quiet" => {}
-            s if s.starts_with("--threads=") || s.starts_with("--out=") => {}
+            s if ["--threads=", "--out=", "--shard="]
+                .iter()
+                .any(|p| s.starts_with(p)) => {}
             _ => argv.push(arg),
         }
     }
     opts.command = argv.join(" ");
     let started = Instant::now();
-    println!(
-        "gossipnet experiment {}: {} threads, report in {}",
-        a.name,
-        opts.sweep.threads,
-        opts.out.display()
-    );
-    let o = run(&a.name, &opts)?;
+    match a.shard {
+        Some(shard) => println!(
+            "gossipnet experiment {name}: shard {shard}, {} threads, shard folder {}",
+            opts.sweep.threads,
+            opts.out.display()
+        ),
+        None => println!(
+            "gossipnet experiment {name}: {} threads, report in {}",
+            opts.sweep.threads,
+            opts.out.display()
+        ),
+    }
+    let o = run(name, &opts)?;
     println!("{}", o.headline);
     row(
         "wall time",
         format!("{:.1} s", started.elapsed().as_secs_f64()),
     );
+    if a.shard.is_none() {
+        report_row(&o);
+    }
+    Ok(())
+}
+
+/// `gossipnet experiment merge DIR... [--out DIR]`.
+fn experiment_merge(m: &ExperimentMergeArgs) -> Result<(), String> {
+    let o = experiments::experiment::merge(&m.dirs, m.out.as_deref())?;
+    println!(
+        "gossipnet experiment merge: {} shard folders into {}",
+        m.dirs.len(),
+        o.out.display()
+    );
+    println!("{}", o.headline);
+    report_row(&o);
+    Ok(())
+}
+
+fn report_row(o: &experiments::experiment::Outcome) {
     row(
         "report",
         format!(
@@ -732,7 +798,6 @@ fn experiment(a: &ExperimentArgs) -> Result<(), String> {
             o.files.len()
         ),
     );
-    Ok(())
 }
 
 /// A progress bar on stderr that appears only on a terminal and only once a run has taken

@@ -23,9 +23,10 @@ use sim_core::peer::PeerConfig;
 use sim_core::sim::{Fault, Latency, SimConfig};
 use sim_core::time::{Duration, Time};
 
-use super::{ExperimentOptions, Files, Outcome, finish, reproduce, seed_list};
+use super::exact::exact_struct;
+use super::{ExperimentOptions, Files, Outcome, Sweep, finish, reproduce, seed_list};
 use crate::plot::{Chart, Series, Style, bar_chart, xy_chart};
-use crate::sweep::{Stats, md_table, num, run_jobs, simulate};
+use crate::sweep::{Stats, md_table, num, simulate};
 
 const PEERS: usize = 100;
 const REPLICATES: usize = 5;
@@ -63,7 +64,7 @@ impl Condition {
     }
 }
 
-struct Job {
+pub(super) struct Job {
     condition: Condition,
     interval_s: u64,
     misses: u32,
@@ -126,7 +127,7 @@ fn config(job: &Job) -> SimConfig {
     }
 }
 
-struct RunResult {
+pub(super) struct RunResult {
     /// Per failed peer: (peer, silent, failed at, first report latency, first removal latency).
     failed: Vec<(NodeAddr, bool, f64, f64, f64)>,
     false_reports: usize,
@@ -135,6 +136,13 @@ struct RunResult {
     /// Distinct live peers removed by at least one seed.
     falsely_removed: usize,
 }
+
+exact_struct!(RunResult {
+    failed,
+    false_reports,
+    falsely_reported,
+    falsely_removed,
+});
 
 fn one(job: &Job) -> Result<RunResult, String> {
     let cfg = config(job);
@@ -203,49 +211,76 @@ fn one(job: &Job) -> Result<RunResult, String> {
     })
 }
 
-pub(super) fn run(opts: &ExperimentOptions) -> Result<Outcome, String> {
-    let peers = opts
-        .sizes
-        .as_ref()
-        .and_then(|s| s.first().copied())
-        .unwrap_or(PEERS);
-    if !(FAILURES * 2..=10_000).contains(&peers) {
-        return Err(format!(
-            "detection runs one size, from {} to 10000 peers, not {peers}",
-            FAILURES * 2
-        ));
-    }
-    let seeds = opts.seeds(REPLICATES);
-    let mut jobs = Vec::new();
-    for condition in Condition::ALL {
-        for interval_s in INTERVALS_S {
-            for misses in MISSES {
-                for &seed in &seeds {
-                    jobs.push(Job {
-                        condition,
-                        interval_s,
-                        misses,
-                        peers,
-                        seed,
-                    });
+/// The sweep: every condition and liveness setting with every seed, on one size.
+pub(super) struct Plan {
+    peers: usize,
+    seeds: Vec<u64>,
+    jobs: Vec<Job>,
+}
+
+impl Plan {
+    pub(super) fn new(opts: &ExperimentOptions) -> Result<Plan, String> {
+        let peers = opts
+            .sizes
+            .as_ref()
+            .and_then(|s| s.first().copied())
+            .unwrap_or(PEERS);
+        if !(FAILURES * 2..=10_000).contains(&peers) {
+            return Err(format!(
+                "detection runs one size, from {} to 10000 peers, not {peers}",
+                FAILURES * 2
+            ));
+        }
+        let seeds = opts.seeds(REPLICATES);
+        let mut jobs = Vec::new();
+        for condition in Condition::ALL {
+            for interval_s in INTERVALS_S {
+                for misses in MISSES {
+                    for &seed in &seeds {
+                        jobs.push(Job {
+                            condition,
+                            interval_s,
+                            misses,
+                            peers,
+                            seed,
+                        });
+                    }
                 }
             }
         }
+        Ok(Plan { peers, seeds, jobs })
     }
-    let results = run_jobs(
-        &jobs,
-        &opts.sweep,
-        "detection",
-        |j| format!("{} {} seed={}", j.condition.name(), j.setting(), j.seed),
-        one,
-    )?;
+}
 
+impl Sweep for Plan {
+    type Job = Job;
+    type Result = RunResult;
+
+    fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    fn label(j: &Job) -> String {
+        format!("{} {} seed={}", j.condition.name(), j.setting(), j.seed)
+    }
+
+    fn run(&self, job: &Job) -> Result<RunResult, String> {
+        one(job)
+    }
+
+    fn report(&self, opts: &ExperimentOptions, results: &[RunResult]) -> Result<Outcome, String> {
+        report(self, opts, results)
+    }
+}
+
+fn report(plan: &Plan, opts: &ExperimentOptions, results: &[RunResult]) -> Result<Outcome, String> {
+    let Plan { peers, seeds, jobs } = plan;
     let mut files = Files::new(&opts.out);
     let mut fail_rows = Vec::new();
     let mut run_rows = Vec::new();
     // (condition, interval, misses) -> runs
     let mut cells: BTreeMap<(Condition, u64, u32), Vec<&RunResult>> = BTreeMap::new();
-    for (j, r) in jobs.iter().zip(&results) {
+    for (j, r) in jobs.iter().zip(results) {
         for (addr, silent, at, rep, rem) in &r.failed {
             fail_rows.push(vec![
                 j.condition.name().into(),
@@ -520,7 +555,7 @@ pub(super) fn run(opts: &ExperimentOptions) -> Result<Outcome, String> {
         misses = MISSES.map(|m| m.to_string()).join(", "),
         p0 = PARTITION.0,
         p1 = PARTITION.1,
-        seeds = seed_list(&seeds),
+        seeds = seed_list(seeds),
         n = seeds.len(),
         dur = DURATION,
         table = md_table(&head, &table),

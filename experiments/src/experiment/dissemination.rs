@@ -22,10 +22,13 @@ use sim_core::time::{Duration, Time};
 use sim_core::topology::Topology;
 
 use super::GridJob as Job;
+use super::exact::exact_struct;
 use super::policy_name as name;
-use super::{ExperimentOptions, Files, Outcome, finish, list, policy_list, reproduce, seed_list};
+use super::{
+    ExperimentOptions, Files, Outcome, Sweep, finish, list, policy_list, reproduce, seed_list,
+};
 use crate::plot::{Chart, Series, Style, xy_chart};
-use crate::sweep::{Stats, md_table, num, run_jobs, simulate_with};
+use crate::sweep::{Stats, md_table, num, simulate_with};
 
 const SIZES: [usize; 4] = [100, 300, 1000, 3000];
 const REPLICATES: usize = 5;
@@ -55,13 +58,32 @@ struct Spread {
     theory_sends: u64,
 }
 
-struct RunResult {
+exact_struct!(Spread {
+    seq,
+    origin,
+    reachable,
+    delivered,
+    t,
+    mean_hops,
+    max_hops,
+    theory_sends,
+});
+
+pub(super) struct RunResult {
     edges: usize,
     messages: Vec<Spread>,
     deliveries: u64,
     duplicates: u64,
     hops: BTreeMap<u32, u64>,
 }
+
+exact_struct!(RunResult {
+    edges,
+    messages,
+    deliveries,
+    duplicates,
+    hops,
+});
 
 fn one(job: &Job) -> Result<RunResult, String> {
     let mut cfg = super::powerlaw::config(job.topology, job.peers, job.seed);
@@ -136,22 +158,67 @@ fn measure(rec: &Recorder) -> RunResult {
     }
 }
 
-pub(super) fn run(opts: &ExperimentOptions) -> Result<Outcome, String> {
-    let sizes = opts.sizes.clone().unwrap_or(SIZES.to_vec());
-    let policies = opts.topologies.clone().unwrap_or_else(topologies);
-    let seeds = opts.seeds(REPLICATES);
-    let jobs = Job::grid(&sizes, &policies, &seeds);
-    if let Some(j) = jobs
-        .iter()
-        .find(|j| j.peers < 2 || j.peers > layout::PEERS_MAX)
-    {
-        return Err(format!(
-            "sizes must be from 2 to {} peers, not {}",
-            layout::PEERS_MAX,
-            j.peers
-        ));
+/// The sweep: every policy at every size with every seed.
+pub(super) struct Plan {
+    sizes: Vec<usize>,
+    policies: Vec<Topology>,
+    seeds: Vec<u64>,
+    jobs: Vec<Job>,
+}
+
+impl Plan {
+    pub(super) fn new(opts: &ExperimentOptions) -> Result<Plan, String> {
+        let sizes = opts.sizes.clone().unwrap_or(SIZES.to_vec());
+        let policies = opts.topologies.clone().unwrap_or_else(topologies);
+        let seeds = opts.seeds(REPLICATES);
+        let jobs = Job::grid(&sizes, &policies, &seeds);
+        if let Some(j) = jobs
+            .iter()
+            .find(|j| j.peers < 2 || j.peers > layout::PEERS_MAX)
+        {
+            return Err(format!(
+                "sizes must be from 2 to {} peers, not {}",
+                layout::PEERS_MAX,
+                j.peers
+            ));
+        }
+        Ok(Plan {
+            sizes,
+            policies,
+            seeds,
+            jobs,
+        })
     }
-    let results = run_jobs(&jobs, &opts.sweep, "dissemination", Job::label, one)?;
+}
+
+impl Sweep for Plan {
+    type Job = Job;
+    type Result = RunResult;
+
+    fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    fn label(job: &Job) -> String {
+        job.label()
+    }
+
+    fn run(&self, job: &Job) -> Result<RunResult, String> {
+        one(job)
+    }
+
+    fn report(&self, opts: &ExperimentOptions, results: &[RunResult]) -> Result<Outcome, String> {
+        report(self, opts, results)
+    }
+}
+
+fn report(plan: &Plan, opts: &ExperimentOptions, results: &[RunResult]) -> Result<Outcome, String> {
+    let Plan {
+        sizes,
+        policies,
+        seeds,
+        jobs,
+    } = plan;
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&i| {
         let j = &jobs[i];
@@ -479,9 +546,9 @@ pub(super) fn run(opts: &ExperimentOptions) -> Result<Outcome, String> {
          hops, flooding cost of its component).\n- `runs.csv`: one row per run.\n\
          - `summary.csv`: per policy and size, mean and sd over seeds.\n- `hops.csv`: \
          deliveries per hop count, pooled over seeds.\n\n{repro}",
-        pol = policy_list(&policies),
-        sizes = list(&sizes),
-        seeds = seed_list(&seeds),
+        pol = policy_list(policies),
+        sizes = list(sizes),
+        seeds = seed_list(seeds),
         n = seeds.len(),
         msgs = MESSAGES,
         spacing = SPACING,

@@ -3,17 +3,27 @@
 //! Each writes a report folder: CSV files (byte-identical for the same command), figures
 //! (PNG and SVG) and `report.md` with the parameters, the seeds, the results with their
 //! spread over seeds, and the command that reproduces it.
+//!
+//! Every experiment is a [`Sweep`]: a list of jobs in a canonical order, a function of one
+//! job, and a report drawn from all the results in job order. That split lets a sweep run in
+//! shards on many machines ([`ExperimentOptions::shard`], `--shard I/N`) and [`merge`] join
+//! the shards into the very report folder of the whole sweep.
 
 mod detection;
 mod dissemination;
+mod exact;
 mod powerlaw;
+mod shard;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use sim_core::topology::Topology;
 
-use crate::sweep::SweepOptions;
+use crate::sweep::{SweepOptions, run_jobs};
+use exact::Exact;
+pub use shard::Shard;
+use shard::ShardSet;
 
 /// The experiments, with what each answers.
 pub const EXPERIMENTS: [(&str, &str); 3] = [
@@ -48,8 +58,12 @@ pub struct ExperimentOptions {
     pub bootstrap: Option<usize>,
     /// Threads and progress bar.
     pub sweep: SweepOptions,
-    /// The command line that reproduces the report (written into `report.md`).
+    /// The command line that reproduces the report (written into `report.md`); a shard's
+    /// command is the whole sweep's, without `--shard`.
     pub command: String,
+    /// Run only this shard's share of the jobs and write a shard folder to `out` (the raw
+    /// results and `shard.json`), for [`merge`] to join.
+    pub shard: Option<Shard>,
 }
 
 impl ExperimentOptions {
@@ -64,6 +78,7 @@ impl ExperimentOptions {
             bootstrap: None,
             sweep: SweepOptions::default(),
             command: format!("gossipnet experiment {name}"),
+            shard: None,
         }
     }
 
@@ -78,6 +93,14 @@ pub fn default_out(name: &str) -> PathBuf {
     Path::new("results").join(format!("experiment-{name}"))
 }
 
+/// Where `gossipnet experiment NAME --shard I/N` writes by default.
+pub fn default_shard_out(name: &str, shard: Shard) -> PathBuf {
+    Path::new("results").join(format!(
+        "experiment-{name}-shard-{}-of-{}",
+        shard.index, shard.count
+    ))
+}
+
 /// What an experiment wrote.
 #[derive(Debug)]
 pub struct Outcome {
@@ -89,18 +112,99 @@ pub struct Outcome {
     pub headline: String,
 }
 
-/// Runs experiment `name`.
+/// Runs experiment `name`: the whole sweep and its report, or with `opts.shard` one shard's
+/// share of the jobs and its shard folder.
 pub fn run(name: &str, opts: &ExperimentOptions) -> Result<Outcome, String> {
-    crate::sweep::create_dir(&opts.out)?;
+    dispatch(name, opts, None)
+}
+
+/// Joins the shard folders of one sweep (`gossipnet experiment NAME --shard I/N`, every I of
+/// one N) into its report folder, byte-identical to the folder of the whole sweep run at
+/// once: `out`, or the experiment's default folder. Refuses folders that are not shards,
+/// shards of different sweeps or splits, a shard given twice and a missing shard.
+pub fn merge(dirs: &[PathBuf], out: Option<&Path>) -> Result<Outcome, String> {
+    let set = ShardSet::read(dirs)?;
+    let mut opts = set.options()?;
+    if let Some(out) = out {
+        opts.out = out.to_owned();
+    }
+    set.refuse_out(&opts.out)?;
+    dispatch(set.experiment(), &opts, Some(&set))
+}
+
+/// One experiment's sweep, split so that its jobs can run anywhere and the report be drawn
+/// from their results alone.
+trait Sweep: Sync {
+    /// One run's settings.
+    type Job: Sync;
+    /// What one run leaves for the report; a shard stores it exactly.
+    type Result: Exact + Send;
+    /// The jobs in canonical order: a job's index in it decides its shard and its place
+    /// among the results, whatever thread or machine ran it.
+    fn jobs(&self) -> &[Self::Job];
+    /// A job's name, for the progress bar and the shard manifests.
+    fn label(job: &Self::Job) -> String;
+    /// Runs one job; a pure function of the job.
+    fn run(&self, job: &Self::Job) -> Result<Self::Result, String>;
+    /// Writes the report folder from every job's result, in job order.
+    fn report(&self, opts: &ExperimentOptions, results: &[Self::Result])
+    -> Result<Outcome, String>;
+}
+
+/// Plans experiment `name` and runs it (`set` is `None`) or merges its shards.
+fn dispatch(
+    name: &str,
+    opts: &ExperimentOptions,
+    set: Option<&ShardSet>,
+) -> Result<Outcome, String> {
     match name {
-        "powerlaw" => powerlaw::run(opts),
-        "dissemination" => dissemination::run(opts),
-        "detection" => detection::run(opts),
+        "powerlaw" => drive(&powerlaw::Plan::new(opts)?, name, opts, set),
+        "dissemination" => drive(&dissemination::Plan::new(opts)?, name, opts, set),
+        "detection" => drive(&detection::Plan::new(opts)?, name, opts, set),
         other => Err(format!(
             "unknown experiment {other:?}; known: {}",
             EXPERIMENTS.map(|(n, _)| n).join(", ")
         )),
     }
+}
+
+/// The whole sweep and its report, one shard's share, or the report from merged shards.
+fn drive<S: Sweep>(
+    s: &S,
+    name: &str,
+    opts: &ExperimentOptions,
+    set: Option<&ShardSet>,
+) -> Result<Outcome, String> {
+    if let Some(shard) = opts.shard {
+        return run_shard(s, name, opts, shard);
+    }
+    crate::sweep::create_dir(&opts.out)?;
+    let results = match set {
+        Some(set) => set.results(&labels(s))?,
+        None => run_jobs(s.jobs(), &opts.sweep, name, S::label, |j| s.run(j))?,
+    };
+    s.report(opts, &results)
+}
+
+/// Runs one shard's share of the jobs and writes its shard folder.
+fn run_shard<S: Sweep>(
+    s: &S,
+    name: &str,
+    opts: &ExperimentOptions,
+    shard: Shard,
+) -> Result<Outcome, String> {
+    let manifest = shard::Manifest::new(name, opts, shard, labels(s));
+    shard::begin(&opts.out)?;
+    let mine: Vec<&S::Job> = manifest.jobs.iter().map(|&k| &s.jobs()[k]).collect();
+    let title = format!("{name} {shard}");
+    let results = run_jobs(&mine, &opts.sweep, &title, |j| S::label(j), |j| s.run(j))?;
+    let stored = results.iter().map(Exact::store).collect();
+    shard::finish(&opts.out, &manifest, stored)
+}
+
+/// Every job's label, in job order.
+fn labels<S: Sweep>(s: &S) -> Vec<String> {
+    s.jobs().iter().map(S::label).collect()
 }
 
 /// Collects the files of a report as they are written.

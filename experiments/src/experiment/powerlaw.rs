@@ -13,12 +13,15 @@ use sim_core::time::Duration;
 use sim_core::topology::Topology;
 
 use super::GridJob as Job;
+use super::exact::exact_struct;
 use super::policy_name as name;
-use super::{ExperimentOptions, Files, Outcome, finish, list, policy_list, reproduce, seed_list};
-use crate::fit::{FitReport, fit_with_p_value, hurwitz_zeta};
+use super::{
+    ExperimentOptions, Files, Outcome, Sweep, finish, list, policy_list, reproduce, seed_list,
+};
+use crate::fit::{FitReport, PowerLawFit, fit_with_p_value, hurwitz_zeta};
 use crate::graph::{Graph, Shape};
 use crate::plot::{Chart, Series, Style, xy_chart};
-use crate::sweep::{Stats, md_table, num, run_jobs};
+use crate::sweep::{Stats, md_table, num};
 
 const SIZES: [usize; 3] = [100, 1000, 10_000];
 const REPLICATES: usize = 5;
@@ -56,12 +59,38 @@ pub(super) fn config(topology: Topology, peers: usize, seed: u64) -> SimConfig {
     }
 }
 
-struct RunResult {
+pub(super) struct RunResult {
     degrees: Vec<u64>,
     fit: Option<FitReport>,
     shape: Shape,
     edges: usize,
 }
+
+exact_struct!(RunResult {
+    degrees,
+    fit,
+    shape,
+    edges,
+});
+exact_struct!(FitReport {
+    fit,
+    p_value,
+    bootstrap,
+    bootstrap_seed,
+});
+exact_struct!(PowerLawFit {
+    alpha,
+    alpha_stderr,
+    xmin,
+    ks,
+    n_tail,
+    n,
+});
+exact_struct!(Shape {
+    components,
+    largest,
+    diameter,
+});
 
 fn one(job: &Job, bootstrap: usize) -> Result<RunResult, String> {
     let rec = crate::sweep::simulate(&config(job.topology, job.peers, job.seed))?;
@@ -82,20 +111,64 @@ fn one(job: &Job, bootstrap: usize) -> Result<RunResult, String> {
     })
 }
 
-pub(super) fn run(opts: &ExperimentOptions) -> Result<Outcome, String> {
-    let sizes = opts.sizes.clone().unwrap_or(SIZES.to_vec());
-    let policies = opts.topologies.clone().unwrap_or_else(topologies);
-    let seeds = opts.seeds(REPLICATES);
-    let bootstrap = opts.bootstrap.unwrap_or(BOOTSTRAP);
-    let jobs = Job::grid(&sizes, &policies, &seeds);
-    let results = run_jobs(&jobs, &opts.sweep, "powerlaw", Job::label, |j| {
-        one(j, bootstrap)
-    })?;
+/// The sweep: every policy at every size with every seed.
+pub(super) struct Plan {
+    sizes: Vec<usize>,
+    policies: Vec<Topology>,
+    seeds: Vec<u64>,
+    bootstrap: usize,
+    jobs: Vec<Job>,
+}
 
+impl Plan {
+    pub(super) fn new(opts: &ExperimentOptions) -> Result<Plan, String> {
+        let sizes = opts.sizes.clone().unwrap_or(SIZES.to_vec());
+        let policies = opts.topologies.clone().unwrap_or_else(topologies);
+        let seeds = opts.seeds(REPLICATES);
+        let jobs = Job::grid(&sizes, &policies, &seeds);
+        Ok(Plan {
+            sizes,
+            policies,
+            seeds,
+            bootstrap: opts.bootstrap.unwrap_or(BOOTSTRAP),
+            jobs,
+        })
+    }
+}
+
+impl Sweep for Plan {
+    type Job = Job;
+    type Result = RunResult;
+
+    fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    fn label(job: &Job) -> String {
+        job.label()
+    }
+
+    fn run(&self, job: &Job) -> Result<RunResult, String> {
+        one(job, self.bootstrap)
+    }
+
+    fn report(&self, opts: &ExperimentOptions, results: &[RunResult]) -> Result<Outcome, String> {
+        report(self, opts, results)
+    }
+}
+
+fn report(plan: &Plan, opts: &ExperimentOptions, results: &[RunResult]) -> Result<Outcome, String> {
+    let Plan {
+        sizes,
+        policies,
+        seeds,
+        bootstrap,
+        jobs,
+    } = plan;
     let mut files = Files::new(&opts.out);
     // runs.csv: one row per run.
     let mut rows = Vec::new();
-    for (j, r) in jobs.iter().zip(&results) {
+    for (j, r) in jobs.iter().zip(results) {
         let d = Stats::of(r.degrees.iter().map(|&x| x as f64));
         let f = r.fit.as_ref();
         let fnum =
@@ -159,7 +232,7 @@ pub(super) fn run(opts: &ExperimentOptions) -> Result<Outcome, String> {
         runs: Vec<&'a RunResult>,
     }
     let mut cells: BTreeMap<(usize, usize), Cell> = BTreeMap::new();
-    for (j, r) in jobs.iter().zip(&results) {
+    for (j, r) in jobs.iter().zip(results) {
         let p = policies.iter().position(|t| *t == j.topology).unwrap_or(0);
         cells
             .entry((p, j.peers))
@@ -449,9 +522,9 @@ pub(super) fn run(opts: &ExperimentOptions) -> Result<Outcome, String> {
          - `summary.csv`: per policy and size, statistics over seeds.\n\
          - `degree_distribution.csv`: per policy and size, the degree distribution pooled \
          over seeds (count, share, CCDF).\n\n{repro}",
-        pol = policy_list(&policies),
-        sizes = list(&sizes),
-        seeds = seed_list(&seeds),
+        pol = policy_list(policies),
+        sizes = list(sizes),
+        seeds = seed_list(seeds),
         n = seeds.len(),
         join = JOIN_INTERVAL,
         settle = SETTLE,
