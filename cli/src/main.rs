@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use experiments::run::{RunOptions, RunResult, default_out, run_to_folder_with};
 use sim_core::peer::PeerConfig;
 use sim_core::report::Outcome;
@@ -78,6 +79,9 @@ enum Cmd {
     /// healing phase, and checks the invariants. Writes campaign.csv and summary.txt; a
     /// violation prints the command that replays it, with its run folder.
     Campaign(CampaignArgs),
+    /// Scenario files (README, "Scenarios"): `gossipnet scenario check FILE...` reports
+    /// every problem with its file, line and fix.
+    Scenario(ScenarioArgs),
     /// Check a seed or a peer of any implementation against the protocol: conform acts as
     /// peers (--role seed) or as the peer's seed and two neighbours (--role peer), prints a
     /// table of PASS / FAIL / FINDING (a known deviation of the reference) and writes
@@ -322,7 +326,31 @@ struct SwarmArgs {
 }
 
 #[derive(Args)]
+struct ScenarioArgs {
+    #[command(subcommand)]
+    action: ScenarioAction,
+}
+
+#[derive(Subcommand)]
+enum ScenarioAction {
+    /// Read scenario files and report every problem (file:line, what, and the fix); exit
+    /// status 0 only when all are valid.
+    Check {
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args)]
 struct SimArgs {
+    /// Start from this scenario file (README, "Scenarios"); every flag given also overrides
+    /// it.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// Print the settings the run would use and exit.
+    #[arg(long)]
+    print_config: bool,
     /// Run seed; every random choice derives from it.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -465,9 +493,11 @@ struct BenchArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.cmd {
-        Cmd::Sim(args) => sim(*args),
+        Cmd::Sim(args) => sim(*args, matches.subcommand_matches("sim")),
+        Cmd::Scenario(args) => scenario(&args),
         Cmd::Bench(args) => bench(&args),
         Cmd::Campaign(args) => campaign(&args),
         Cmd::Seed(args) => seed(&args),
@@ -488,27 +518,42 @@ fn main() -> ExitCode {
     }
 }
 
-fn sim_config(a: &SimArgs) -> SimConfig {
-    let mut cfg = SimConfig {
-        seed: a.seed,
-        seeds: a.seeds,
-        peers: a.peers,
-        duration: a.duration,
-        latency: a.latency,
-        hash_iterations: a.hash_iterations,
-        join_interval: a.join_interval,
-        ..SimConfig::default()
-    };
-    a.protocol.apply(&mut cfg.peer);
-    cfg.seed_node.removal = a.removal;
-    cfg.seed_node.admission = a.admission;
-    cfg.peer.wire = a.wire;
-    cfg.seed_node.wire = a.wire;
-    if a.wire == sim_core::wire::Wire::Reference {
-        // The original's identity depends on the length of each forward's header, whose
-        // time is UNIX seconds: virtual time from 2025-01-01 gives headers of that length.
-        cfg.peer.wall_offset_micros = 1_735_689_600_000_000;
-        cfg.seed_node.wall_offset_micros = cfg.peer.wall_offset_micros;
+/// The settings of `gossipnet sim`: the scenario's (or the defaults), then each flag that
+/// `given` says was typed (every flag when there is no scenario).
+fn sim_config(a: &SimArgs, base: SimConfig, given: &dyn Fn(&str) -> bool) -> SimConfig {
+    let mut cfg = base;
+    macro_rules! set {
+        ($id:literal, $field:expr, $value:expr) => {
+            if given($id) {
+                $field = $value;
+            }
+        };
+    }
+    set!("seed", cfg.seed, a.seed);
+    set!("seeds", cfg.seeds, a.seeds);
+    set!("peers", cfg.peers, a.peers);
+    set!("duration", cfg.duration, a.duration);
+    set!("latency", cfg.latency, a.latency);
+    set!("hash_iterations", cfg.hash_iterations, a.hash_iterations);
+    set!("join_interval", cfg.join_interval, a.join_interval);
+    let p = &a.protocol;
+    set!(
+        "liveness_interval",
+        cfg.peer.liveness_interval,
+        p.liveness_interval
+    );
+    set!(
+        "gossip_interval",
+        cfg.peer.gossip_interval,
+        p.gossip_interval
+    );
+    set!("gossip_count", cfg.peer.gossip_count, p.gossip_count);
+    set!("misses", cfg.peer.misses_max, p.misses);
+    set!("topology", cfg.peer.topology, p.topology);
+    set!("removal", cfg.seed_node.removal, a.removal);
+    set!("admission", cfg.seed_node.admission, a.admission);
+    if given("wire") {
+        experiments::scenario::set_wire(&mut cfg, a.wire);
     }
     let mut faults: Vec<Fault> = Vec::new();
     faults.extend(a.crash.iter().map(|&(peer, at)| Fault::Crash { peer, at }));
@@ -529,14 +574,28 @@ fn sim_config(a: &SimArgs) -> SimConfig {
             .map(|&(seed, at)| Fault::SeedCrash { seed, at }),
     );
     if !faults.is_empty() || a.no_faults {
+        experiments::scenario::timeline_order(&mut faults);
         cfg.faults = faults;
     }
     cfg
 }
 
-fn sim(args: SimArgs) -> Result<(), String> {
-    let cfg = sim_config(&args);
+fn sim(args: SimArgs, matches: Option<&ArgMatches>) -> Result<(), String> {
+    let cfg = match &args.scenario {
+        None => sim_config(&args, SimConfig::default(), &|_| true),
+        Some(file) => {
+            let loaded = experiments::scenario::load(file).map_err(|e| e.to_string())?;
+            let typed = |id: &str| {
+                matches.is_some_and(|m| m.value_source(id) == Some(ValueSource::CommandLine))
+            };
+            sim_config(&args, loaded.config, &typed)
+        }
+    };
     cfg.validate()?;
+    if args.print_config {
+        println!("{cfg:#?}");
+        return Ok(());
+    }
     let out = args.out.clone().unwrap_or_else(|| default_out(cfg.seed));
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let header = format!(
@@ -575,6 +634,44 @@ fn sim(args: SimArgs) -> Result<(), String> {
         plot(&result.out)?;
     }
     Ok(())
+}
+
+/// `gossipnet scenario check FILE...`.
+fn scenario(a: &ScenarioArgs) -> Result<(), String> {
+    let ScenarioAction::Check { files } = &a.action;
+    let mut bad = 0;
+    for f in files {
+        match experiments::scenario::load(f) {
+            Ok(l) => {
+                let c = &l.config;
+                println!(
+                    "{}: ok ({} seeds, {} peers, {}, {} fault{}{})",
+                    f.display(),
+                    c.seeds,
+                    c.peers,
+                    c.duration,
+                    c.faults.len(),
+                    if c.faults.len() == 1 { "" } else { "s" },
+                    l.scenario
+                        .name
+                        .as_deref()
+                        .map(|n| format!("; {n}"))
+                        .unwrap_or_default()
+                );
+            }
+            Err(e) => {
+                bad += 1;
+                println!("{e}");
+            }
+        }
+    }
+    match bad {
+        0 => Ok(()),
+        n => Err(format!(
+            "{n} of {} scenario files have problems",
+            files.len()
+        )),
+    }
 }
 
 /// `gossipnet plot DIR`, also run at the end of `sim` and `swarm`.

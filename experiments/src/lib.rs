@@ -12,4 +12,5 @@ pub mod graph;
 pub mod plot;
 pub mod pool;
 pub mod run;
+pub mod scenario;
 pub mod sweep;

@@ -72,11 +72,18 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             write!(out, "Connection with Peer:{}:{}", Host(*addr), addr.port)
         }
         Message::LivenessRequest { ts, addr } => {
-            write!(out, "Liveness Request:{ts}:{}:{}", Host(*addr), addr.port)
+            write!(
+                out,
+                "Liveness Request:{}:{}:{}",
+                Ts(ts),
+                Host(*addr),
+                addr.port
+            )
         }
         Message::LivenessReply { ts, to, from } => write!(
             out,
-            "Liveness Reply:{ts}:{}:{}:{}:{}",
+            "Liveness Reply:{}:{}:{}:{}:{}",
+            Ts(ts),
             Host(*to),
             to.port,
             Host(*from),
@@ -87,14 +94,14 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             "Dead Node:{}:{}:{}:{}:{}",
             Host(d.dead),
             d.dead.port,
-            d.ts,
+            Ts(&d.ts),
             Host(d.reporter),
             d.reporter.port
         ),
         Message::Gossip(g) => write!(
             out,
             "gmessage:{}:{}:{}:{}",
-            g.ts,
+            Ts(&g.ts),
             Host(g.origin),
             g.origin.port,
             g.body.trim_end_matches(' ')
@@ -118,6 +125,23 @@ impl core::fmt::Display for Host {
             f.write_str("localhost")
         } else {
             write!(f, "{}", self.0.ip)
+        }
+    }
+}
+
+/// A timestamp as gossipnet writes it on the reference wire: with all six decimals. The
+/// original writes Python's shortest form (12 to 17 characters) and re-stamps each forward
+/// with its own time: a forwarder whose header is longer than the one it received sends
+/// more than 1 024 bytes, which its neighbours' `recv(1024)` cuts. The longest form makes
+/// gossipnet's headers at least as long as the original's, so its frames never grow when
+/// an original peer re-stamps them.
+struct Ts<'a>(&'a crate::wire::Timestamp);
+
+impl core::fmt::Display for Ts<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0.micros() {
+            Some(us) => write!(f, "{}.{:06}", us / 1_000_000, us % 1_000_000),
+            None => write!(f, "{}", self.0),
         }
     }
 }
@@ -181,7 +205,13 @@ pub fn reference_identity(g: &Gossip) -> Cow<'_, str> {
     if g.body.ends_with(' ') {
         return Cow::Borrowed(&g.body);
     }
-    let header = format!("gmessage:{}:{}:{}:", g.ts, Host(g.origin), g.origin.port).len();
+    let header = format!(
+        "gmessage:{}:{}:{}:",
+        Ts(&g.ts),
+        Host(g.origin),
+        g.origin.port
+    )
+    .len();
     let pad = FRAME_BYTES.saturating_sub(header + g.body.len());
     let mut id = String::with_capacity(g.body.len() + pad);
     id.push_str(&g.body);
@@ -408,13 +438,19 @@ mod tests {
     fn the_identity_is_the_padded_body_whoever_sent_it() {
         let x = gossip("1739612345.123456", "127.0.0.1:5000", "message 1");
         let y = gossip("1739612999.654321", "127.0.0.1:5001", "message 1");
+        // Times are written with six decimals: a time's own length never tells two apart.
         let z = gossip("1739612999.5", "127.0.0.1:5001", "message 1");
+        let w = gossip("1739612999.5", "127.0.0.1:50001", "message 1");
         assert_eq!(reference_identity(&x), reference_identity(&y));
+        assert_eq!(reference_identity(&x), reference_identity(&z));
         assert_ne!(
             reference_identity(&x),
-            reference_identity(&z),
-            "a shorter header pads the body more"
+            reference_identity(&w),
+            "a longer header (a five-digit port) pads the body less"
         );
+        let mut frame = Vec::new();
+        encode(&Message::Gossip(z), &mut frame);
+        assert!(frame.starts_with(b"gmessage:1739612999.500000:localhost:5001:message 1 "));
         let header = "gmessage:1739612345.123456:127.0.0.1:5000:".len();
         assert_eq!(reference_identity(&x).len(), FRAME_BYTES - header);
         // As received off the wire, it is the body's text with its padding.

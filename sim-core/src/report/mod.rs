@@ -236,6 +236,16 @@ impl Recorder {
         (seen.into_iter().collect(), ends / 2)
     }
 
+    /// Who held each message from the start, as (index in `messages`, node): its origin,
+    /// and under `identity_by_body` every later origin of its body.
+    pub fn origins(&self) -> BTreeSet<(usize, NodeAddr)> {
+        self.hops
+            .iter()
+            .filter(|&(_, &h)| h == 0)
+            .map(|(&k, _)| k)
+            .collect()
+    }
+
     fn originated(&mut self, at: Time, node: NodeAddr, message: &Arc<Gossip>, seq: u32) {
         if self.identity_by_body
             && let Some(&idx) = self.body_index.get(message.body.trim_end())

@@ -1,0 +1,140 @@
+//! Scenario files (README, "Scenarios"): every file in examples/ is valid and sets exactly
+//! what the flags on its `# flags:` line set, and the main job as a file runs the main job.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gossipnet");
+
+fn examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("examples/ exists")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "examples: {files:?}");
+    files
+}
+
+/// Runs the binary; its stdout, and whether it succeeded.
+fn run(args: &[&str]) -> (String, bool) {
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("gossipnet runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (format!("{text}{err}"), out.status.success())
+}
+
+/// The flags of a file's `# flags:` line.
+fn flags_of(file: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).expect("the example reads");
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# flags:"))
+        .unwrap_or_else(|| panic!("{} has no `# flags:` line", file.display()));
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
+#[test]
+fn every_example_passes_the_check() {
+    let files = examples();
+    let mut args = vec!["scenario".to_owned(), "check".to_owned()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (out, ok) = run(&args);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches(": ok (").count(), files.len(), "{out}");
+}
+
+#[test]
+fn every_example_sets_what_its_flags_set() {
+    for file in examples() {
+        let f = file.display().to_string();
+        let (from_file, ok) = run(&["sim", "--scenario", &f, "--print-config"]);
+        assert!(ok, "{f}: {from_file}");
+        let mut args = vec!["sim".to_owned()];
+        args.extend(flags_of(&file));
+        args.push("--print-config".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (from_flags, ok) = run(&args);
+        assert!(ok, "{args:?}: {from_flags}");
+        assert_eq!(from_file, from_flags, "{f} against its flags {args:?}");
+    }
+}
+
+#[test]
+fn flags_override_the_file() {
+    let main = examples()
+        .into_iter()
+        .find(|p| p.ends_with("main.toml"))
+        .expect("examples/main.toml");
+    let f = main.display().to_string();
+    let (over, ok) = run(&[
+        "sim",
+        "--scenario",
+        &f,
+        "--peers",
+        "12",
+        "--crash",
+        "3@10s",
+        "--print-config",
+    ]);
+    assert!(ok, "{over}");
+    let (want, _) = run(&["sim", "--peers", "12", "--crash", "3@10s", "--print-config"]);
+    assert_eq!(over, want);
+}
+
+#[test]
+fn the_main_job_as_a_file_gives_the_main_jobs_trace_digest() {
+    let main = examples()
+        .into_iter()
+        .find(|p| p.ends_with("main.toml"))
+        .expect("examples/main.toml");
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let digest = |extra: &[&str], out: &str| {
+        let out = dir.path().join(out).display().to_string();
+        // Fewer digest iterations in both (a flag over the file): the same run, faster.
+        let mut args = vec![
+            "sim",
+            "--no-plot",
+            "--hash-iterations",
+            "1000",
+            "--out",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        let (text, ok) = run(&args);
+        assert!(ok, "{text}");
+        text.lines()
+            .find(|l| l.contains("trace digest"))
+            .map(str::to_owned)
+            .expect("a trace digest line")
+    };
+    let f = main.display().to_string();
+    assert_eq!(digest(&["--scenario", &f], "file"), digest(&[], "plain"));
+}
+
+#[test]
+fn a_bad_file_is_reported_with_its_line_and_fix() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[network]\npeers = 10\n\n[[fault]]\nkind = \"crash\"\npeer = 30\nat = \"5s\"\n",
+    )
+    .expect("written");
+    let b = bad.display().to_string();
+    let (out, ok) = run(&["scenario", "check", &b]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("{b}:4: [[fault]] peer 30 does not exist")),
+        "{out}"
+    );
+    assert!(out.contains("fix: name a peer below 10"), "{out}");
+    let (out, ok) = run(&["sim", "--scenario", &b]);
+    assert!(!ok && out.contains("peer 30 does not exist"), "{out}");
+}
