@@ -56,3 +56,31 @@ pub const RUN_FIGURES: [&str; 5] = [
     "hops",
     "detection_latency",
 ];
+
+/// The `gossipnet` binary, built once a test process (tests of this package start it as a
+/// person does; it is not one of this package's own targets).
+pub fn gossipnet_binary() -> &'static std::path::Path {
+    use std::path::{Path, PathBuf};
+    use std::sync::OnceLock;
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // A test runs from target/<profile>/deps/; the binary goes to target/<profile>/.
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/deps");
+        let mut build = std::process::Command::new(env!("CARGO"));
+        build
+            .args(["build", "--quiet", "-p", "gossipnet", "--bin", "gossipnet"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "cargo build -p gossipnet failed");
+        let bin = dir.join("gossipnet");
+        assert!(bin.exists(), "no binary at {}", bin.display());
+        bin
+    })
+}

@@ -9,9 +9,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
@@ -20,29 +19,9 @@ use gossipnet_tests::reference::{RefPeer, RefPeerConfig, RefSeed};
 /// Bound on any one process's run.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The `gossipnet` binary, built once for all tests of this file.
+/// The `gossipnet` binary, built once.
 fn gossipnet() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // This test runs from target/<profile>/deps/; the binary goes to target/<profile>/.
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>/deps");
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .args(["build", "--quiet", "-p", "gossipnet", "--bin", "gossipnet"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "cargo build -p gossipnet failed");
-        let bin = dir.join("gossipnet");
-        assert!(bin.exists(), "no binary at {}", bin.display());
-        bin
-    })
+    gossipnet_tests::gossipnet_binary()
 }
 
 /// A child process that is killed when dropped, its stdout read line by line.

@@ -7,9 +7,8 @@
 //! same target folder.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use experiments::experiment::{ExperimentOptions, Shard, merge, run};
 use experiments::sweep::SweepOptions;
@@ -17,29 +16,9 @@ use experiments::sweep::SweepOptions;
 /// The smallest dissemination sweep worth splitting: 3 policies × 2 sizes × 2 seeds, 12 runs.
 const SMALL: [&str; 5] = ["--sizes", "20,40", "--replicates", "2", "--quiet"];
 
-/// The `gossipnet` binary, built once for all tests of this file.
+/// The `gossipnet` binary, built once.
 fn gossipnet() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // This test runs from target/<profile>/deps/; the binary goes to target/<profile>/.
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>/deps");
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .args(["build", "--quiet", "-p", "gossipnet", "--bin", "gossipnet"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "cargo build -p gossipnet failed");
-        let bin = dir.join("gossipnet");
-        assert!(bin.exists(), "no binary at {}", bin.display());
-        bin
-    })
+    gossipnet_tests::gossipnet_binary()
 }
 
 /// Runs `gossipnet ARGS` in `dir`; its success and its standard output and error.
