@@ -173,6 +173,10 @@ struct ExperimentArgs {
     /// merge` joins the N shard folders.
     #[arg(long, value_name = "I/N")]
     shard: Option<experiments::experiment::Shard>,
+    /// A scenario file whose settings every run starts from (README, "Scenarios"): the
+    /// experiment sets what it sweeps and measures, the file the rest.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -819,6 +823,13 @@ fn experiment(a: &ExperimentArgs) -> Result<(), String> {
     opts.sizes = a.sizes.clone();
     opts.topologies = a.topologies.clone();
     opts.bootstrap = a.bootstrap;
+    if let Some(file) = &a.scenario {
+        // Checked here, with the file's name and lines; the runs read the text.
+        experiments::scenario::load(file).map_err(|e| e.to_string())?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        opts.scenario = Some(text);
+    }
     if let Some(t) = a.threads {
         opts.sweep.threads = t.max(1);
     }

@@ -255,3 +255,54 @@ fn every_experiment_merges_from_shards_into_its_unsharded_folder() {
         assert_same_tree(&whole.out, &merged);
     }
 }
+
+#[test]
+fn a_scenario_is_the_base_of_a_sweep_and_of_its_shards() {
+    let tmp = tempfile::tempdir().expect("a temporary folder");
+    let dir = tmp.path();
+    fs::write(
+        dir.join("two-seeds.toml"),
+        "name = \"two seeds, faster links\"\n[network]\nseeds = 2\nlatency = \"5ms\"\n",
+    )
+    .expect("the scenario is written");
+    let base = [
+        "experiment",
+        "detection",
+        "--sizes",
+        "20",
+        "--replicates",
+        "1",
+        "--quiet",
+    ];
+    let with = ["--scenario", "two-seeds.toml"];
+    ok(dir, &args(&base, &args(&with, &["--out", "whole"])));
+    ok(dir, &args(&base, &["--out", "plain"]));
+    // The scenario changes the runs: two seeds, not three.
+    let report = |d: &str| fs::read_to_string(dir.join(d).join("report.md")).expect("report.md");
+    assert_ne!(tree(&dir.join("whole")), tree(&dir.join("plain")));
+    assert!(
+        report("whole").contains("--scenario two-seeds.toml"),
+        "{}",
+        report("whole")
+    );
+    // Its shards carry it, and merge into the same folder.
+    for i in 1..=2 {
+        let (shard, out) = (format!("{i}/2"), format!("s/{i}"));
+        ok(
+            dir,
+            &args(&base, &args(&with, &["--shard", &shard, "--out", &out])),
+        );
+    }
+    ok(
+        dir,
+        &["experiment", "merge", "s/1", "s/2", "--out", "merged"],
+    );
+    assert_same_tree(&dir.join("whole"), &dir.join("merged"));
+    // A shard without it is of another sweep.
+    ok(dir, &args(&base, &["--shard", "2/2", "--out", "other"]));
+    let said = refused(
+        dir,
+        &["experiment", "merge", "s/1", "other", "--out", "mixed"],
+    );
+    assert!(said.contains("scenario"), "{said}");
+}

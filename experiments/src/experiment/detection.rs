@@ -99,7 +99,7 @@ fn failures(peers: usize, seed: u64) -> Vec<Fault> {
         .collect()
 }
 
-fn config(job: &Job) -> SimConfig {
+fn config(base: &SimConfig, job: &Job) -> SimConfig {
     let mut faults = failures(job.peers, job.seed);
     if job.condition == Condition::Partition {
         let half = job.peers / 2;
@@ -121,9 +121,9 @@ fn config(job: &Job) -> SimConfig {
             gossip_count: 0,
             liveness_interval: Duration::from_secs(job.interval_s),
             misses_max: job.misses,
-            ..PeerConfig::default()
+            ..base.peer.clone()
         },
-        ..SimConfig::default()
+        ..base.clone()
     }
 }
 
@@ -144,8 +144,8 @@ exact_struct!(RunResult {
     falsely_removed,
 });
 
-fn one(job: &Job) -> Result<RunResult, String> {
-    let cfg = config(job);
+fn one(base: &SimConfig, job: &Job) -> Result<RunResult, String> {
+    let cfg = config(base, job);
     let rec = simulate(&cfg)?;
     let mut failed = Vec::new();
     for f in &cfg.faults {
@@ -216,6 +216,7 @@ pub(super) struct Plan {
     peers: usize,
     seeds: Vec<u64>,
     jobs: Vec<Job>,
+    base: SimConfig,
 }
 
 impl Plan {
@@ -248,7 +249,12 @@ impl Plan {
                 }
             }
         }
-        Ok(Plan { peers, seeds, jobs })
+        Ok(Plan {
+            peers,
+            seeds,
+            jobs,
+            base: opts.base()?,
+        })
     }
 }
 
@@ -265,7 +271,7 @@ impl Sweep for Plan {
     }
 
     fn run(&self, job: &Job) -> Result<RunResult, String> {
-        one(job)
+        one(&self.base, job)
     }
 
     fn report(&self, opts: &ExperimentOptions, results: &[RunResult]) -> Result<Outcome, String> {
@@ -274,7 +280,9 @@ impl Sweep for Plan {
 }
 
 fn report(plan: &Plan, opts: &ExperimentOptions, results: &[RunResult]) -> Result<Outcome, String> {
-    let Plan { peers, seeds, jobs } = plan;
+    let Plan {
+        peers, seeds, jobs, ..
+    } = plan;
     let mut files = Files::new(&opts.out);
     let mut fail_rows = Vec::new();
     let mut run_rows = Vec::new();

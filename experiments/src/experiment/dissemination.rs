@@ -10,6 +10,7 @@
 //! round, so the overlay can still grow while messages spread: the cost is counted on the
 //! overlay of each message's origination.
 
+use sim_core::sim::SimConfig;
 use std::collections::{BTreeMap, BTreeSet};
 
 use rand::SeedableRng;
@@ -85,8 +86,8 @@ exact_struct!(RunResult {
     hops,
 });
 
-fn one(job: &Job) -> Result<RunResult, String> {
-    let mut cfg = super::powerlaw::config(job.topology, job.peers, job.seed);
+fn one(base: &SimConfig, job: &Job) -> Result<RunResult, String> {
+    let mut cfg = super::powerlaw::config(base, job.topology, job.peers, job.seed);
     cfg.latency = LATENCY;
     let t0 = Time::ZERO + cfg.duration;
     cfg.duration = cfg.duration + SPACING.times(MESSAGES as u64) + Duration::from_secs(30);
@@ -164,6 +165,7 @@ pub(super) struct Plan {
     policies: Vec<Topology>,
     seeds: Vec<u64>,
     jobs: Vec<Job>,
+    base: SimConfig,
 }
 
 impl Plan {
@@ -187,6 +189,7 @@ impl Plan {
             policies,
             seeds,
             jobs,
+            base: opts.base()?,
         })
     }
 }
@@ -204,7 +207,7 @@ impl Sweep for Plan {
     }
 
     fn run(&self, job: &Job) -> Result<RunResult, String> {
-        one(job)
+        one(&self.base, job)
     }
 
     fn report(&self, opts: &ExperimentOptions, results: &[RunResult]) -> Result<Outcome, String> {
@@ -218,6 +221,7 @@ fn report(plan: &Plan, opts: &ExperimentOptions, results: &[RunResult]) -> Resul
         policies,
         seeds,
         jobs,
+        ..
     } = plan;
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&i| {

@@ -15,6 +15,7 @@ mod exact;
 mod powerlaw;
 mod shard;
 
+use sim_core::sim::SimConfig;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -64,6 +65,10 @@ pub struct ExperimentOptions {
     /// Run only this shard's share of the jobs and write a shard folder to `out` (the raw
     /// results and `shard.json`), for [`merge`] to join.
     pub shard: Option<Shard>,
+    /// The text of a scenario file whose settings are the base of every run (README,
+    /// "Scenarios"): the experiment sets what it sweeps and measures, the scenario the rest
+    /// (seeds, latency where the experiment does not set it, the seeds' policies, the wire).
+    pub scenario: Option<String>,
 }
 
 impl ExperimentOptions {
@@ -79,6 +84,17 @@ impl ExperimentOptions {
             sweep: SweepOptions::default(),
             command: format!("gossipnet experiment {name}"),
             shard: None,
+            scenario: None,
+        }
+    }
+
+    /// The settings every run starts from: the scenario's, or `gossipnet sim`'s defaults.
+    pub fn base(&self) -> Result<SimConfig, String> {
+        match &self.scenario {
+            None => Ok(SimConfig::default()),
+            Some(text) => crate::scenario::parse("the scenario", text)
+                .map(|l| l.config)
+                .map_err(|e| e.to_string()),
         }
     }
 

@@ -41,7 +41,7 @@ fn topologies() -> Vec<Topology> {
 /// The configuration of one run: growth without failures or gossip. Liveness rounds stay on
 /// (a peer left with no neighbour asks its seeds again at each round) but are rare, so the
 /// run's cost is the joins.
-pub(super) fn config(topology: Topology, peers: usize, seed: u64) -> SimConfig {
+pub(super) fn config(base: &SimConfig, topology: Topology, peers: usize, seed: u64) -> SimConfig {
     SimConfig {
         seed,
         peers,
@@ -53,9 +53,9 @@ pub(super) fn config(topology: Topology, peers: usize, seed: u64) -> SimConfig {
             topology,
             gossip_count: 0,
             liveness_interval: Duration::from_secs(60),
-            ..PeerConfig::default()
+            ..base.peer.clone()
         },
-        ..SimConfig::default()
+        ..base.clone()
     }
 }
 
@@ -92,8 +92,8 @@ exact_struct!(Shape {
     diameter,
 });
 
-fn one(job: &Job, bootstrap: usize) -> Result<RunResult, String> {
-    let rec = crate::sweep::simulate(&config(job.topology, job.peers, job.seed))?;
+fn one(base: &SimConfig, job: &Job, bootstrap: usize) -> Result<RunResult, String> {
+    let rec = crate::sweep::simulate(&config(base, job.topology, job.peers, job.seed))?;
     let nodes: Vec<_> = rec.peers.keys().copied().collect();
     let degrees: Vec<u64> = rec
         .peers
@@ -118,6 +118,7 @@ pub(super) struct Plan {
     seeds: Vec<u64>,
     bootstrap: usize,
     jobs: Vec<Job>,
+    base: SimConfig,
 }
 
 impl Plan {
@@ -132,6 +133,7 @@ impl Plan {
             seeds,
             bootstrap: opts.bootstrap.unwrap_or(BOOTSTRAP),
             jobs,
+            base: opts.base()?,
         })
     }
 }
@@ -149,7 +151,7 @@ impl Sweep for Plan {
     }
 
     fn run(&self, job: &Job) -> Result<RunResult, String> {
-        one(job, self.bootstrap)
+        one(&self.base, job, self.bootstrap)
     }
 
     fn report(&self, opts: &ExperimentOptions, results: &[RunResult]) -> Result<Outcome, String> {
@@ -164,6 +166,7 @@ fn report(plan: &Plan, opts: &ExperimentOptions, results: &[RunResult]) -> Resul
         seeds,
         bootstrap,
         jobs,
+        ..
     } = plan;
     let mut files = Files::new(&opts.out);
     // runs.csv: one row per run.
@@ -494,7 +497,7 @@ fn report(plan: &Plan, opts: &ExperimentOptions, results: &[RunResult]) -> Resul
         "diameter (max)",
         "components",
     ];
-    let cfg = config(policies[0], largest, seeds[0]);
+    let cfg = config(&plan.base, policies[0], largest, seeds[0]);
     let report = format!(
         "# Experiment `powerlaw`\n\n\
          Does a neighbour policy give a power-law overlay, and with what exponent?\n\n\

@@ -87,6 +87,9 @@ pub(super) struct SweepId {
     sizes: Option<Vec<usize>>,
     topologies: Option<Vec<String>>,
     bootstrap: Option<usize>,
+    /// The text of the scenario every run starts from, if one was given.
+    #[serde(default)]
+    scenario: Option<String>,
     /// Every job's label, in the canonical order.
     jobs: Vec<String>,
 }
@@ -131,6 +134,7 @@ impl Manifest {
                     .as_ref()
                     .map(|ts| ts.iter().map(policy_name).collect()),
                 bootstrap: opts.bootstrap,
+                scenario: opts.scenario.clone(),
                 jobs: labels,
             },
         }
@@ -292,6 +296,7 @@ impl ShardSet {
             None => None,
         };
         opts.bootstrap = s.bootstrap;
+        opts.scenario = s.scenario.clone();
         opts.command = m.command.clone();
         Ok(opts)
     }
@@ -440,6 +445,7 @@ fn same_sweep(a: &Loaded, b: &Loaded) -> Result<(), String> {
             "sizes",
             "topologies",
             "bootstrap",
+            "scenario",
             "jobs",
         ]
         .into_iter()
