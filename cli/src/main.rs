@@ -323,6 +323,11 @@ struct SwarmArgs {
     /// makes the random choices of peer FIRST + i of `gossipnet sim`).
     #[arg(long, default_value_t = 0, hide = true)]
     first_index: usize,
+    /// Take the network, protocol, message and run settings of this scenario file (README,
+    /// "Scenarios"); every flag typed overrides it. Its faults are not injected in real
+    /// runs yet (it says so).
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
     #[command(flatten)]
     protocol: ProtocolArgs,
     #[command(flatten)]
@@ -507,7 +512,8 @@ fn main() -> ExitCode {
         Cmd::Seed(args) => seed(&args),
         Cmd::Seeds(args) => seeds(&args),
         Cmd::Peer(args) => peer(&args),
-        Cmd::Swarm(args) => swarm(&args),
+        Cmd::Swarm(mut args) => swarm_scenario(&mut args, matches.subcommand_matches("swarm"))
+            .and_then(|()| swarm(&args)),
         Cmd::Plot(args) => plot(&args.dir),
         Cmd::Merge(args) => merge(&args),
         Cmd::Experiment(args) => experiment(&args),
@@ -636,6 +642,113 @@ fn sim(args: SimArgs, matches: Option<&ArgMatches>) -> Result<(), String> {
     }
     if !args.no_plot {
         plot(&result.out)?;
+    }
+    Ok(())
+}
+
+/// `gossipnet swarm --scenario FILE`: the file's keys into the swarm's settings, where no
+/// flag was typed for them. A key the file leaves out keeps the swarm's own default (a
+/// swarm without `[run] duration` runs until Ctrl-C).
+fn swarm_scenario(a: &mut SwarmArgs, matches: Option<&ArgMatches>) -> Result<(), String> {
+    let Some(file) = a.scenario.clone() else {
+        return Ok(());
+    };
+    let loaded = experiments::scenario::load(&file).map_err(|e| e.to_string())?;
+    let (s, c) = (&loaded.scenario, &loaded.config);
+    let typed =
+        |id: &str| matches.is_some_and(|m| m.value_source(id) == Some(ValueSource::CommandLine));
+    macro_rules! take {
+        ($present:expr, $id:literal, $field:expr, $value:expr) => {
+            if $present && !typed($id) {
+                $field = $value;
+            }
+        };
+    }
+    take!(s.run.seed.is_some(), "seed", a.real.seed, Some(c.seed));
+    take!(
+        s.run.duration.is_some(),
+        "duration",
+        a.real.duration,
+        Some(c.duration)
+    );
+    take!(
+        s.run.hash_iterations.is_some(),
+        "hash_iterations",
+        a.real.hash_iterations,
+        c.hash_iterations
+    );
+    take!(s.network.peers.is_some(), "peers", a.peers, c.peers);
+    take!(
+        s.network.join_interval.is_some(),
+        "join_interval",
+        a.join_interval,
+        c.join_interval
+    );
+    take!(
+        s.network.topology.is_some(),
+        "topology",
+        a.protocol.topology,
+        c.peer.topology
+    );
+    let p = &s.protocol;
+    take!(
+        p.liveness_interval.is_some(),
+        "liveness_interval",
+        a.protocol.liveness_interval,
+        c.peer.liveness_interval
+    );
+    take!(
+        p.misses.is_some(),
+        "misses",
+        a.protocol.misses,
+        c.peer.misses_max
+    );
+    take!(
+        p.removal.is_some(),
+        "removal",
+        a.real.removal,
+        c.seed_node.removal
+    );
+    take!(
+        p.admission.is_some(),
+        "admission",
+        a.real.admission,
+        Some(c.seed_node.admission)
+    );
+    take!(p.wire.is_some(), "wire", a.real.wire, c.peer.wire);
+    take!(
+        s.messages.interval.is_some(),
+        "gossip_interval",
+        a.protocol.gossip_interval,
+        c.peer.gossip_interval
+    );
+    take!(
+        s.messages.count.is_some(),
+        "gossip_count",
+        a.protocol.gossip_count,
+        c.peer.gossip_count
+    );
+    let ignored = [
+        (
+            s.network.seeds.is_some(),
+            "[network] seeds (the seeds are config.txt's)",
+        ),
+        (
+            s.network.latency.is_some(),
+            "[network] latency (a real network has its own)",
+        ),
+        (
+            !c.faults.is_empty(),
+            "the [[fault]] timeline (faults are not injected in real runs yet)",
+        ),
+    ];
+    for (present, what) in ignored {
+        if present {
+            eprintln!(
+                "gossipnet swarm: {}: not used by a real swarm: {what}",
+                file.display()
+            );
+        }
     }
     Ok(())
 }

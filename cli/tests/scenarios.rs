@@ -138,3 +138,54 @@ fn a_bad_file_is_reported_with_its_line_and_fix() {
     let (out, ok) = run(&["sim", "--scenario", &b]);
     assert!(!ok && out.contains("peer 30 does not exist"), "{out}");
 }
+
+#[test]
+fn a_swarm_takes_its_settings_from_a_scenario_and_says_what_it_cannot_use() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let d = dir.path();
+    // No seed listens there: the swarm runs its peers for the scenario's duration anyway.
+    std::fs::write(d.join("config.txt"), "127.0.0.1:1\n").expect("written");
+    std::fs::write(
+        d.join("s.toml"),
+        "[run]\nduration = \"1s\"\nhash_iterations = 1000\n[network]\npeers = 3\nlatency = \
+         \"5ms\"\n[[fault]]\nkind = \"crash\"\npeer = 1\nat = \"1s\"\n",
+    )
+    .expect("written");
+    let swarm = |extra: &[&str]| {
+        let out = d.join("out").display().to_string();
+        let cfg = d.join("config.txt").display().to_string();
+        let s = d.join("s.toml").display().to_string();
+        let mut args = vec![
+            "swarm",
+            "--scenario",
+            &s,
+            "--config",
+            &cfg,
+            "--base-port",
+            "0",
+            "--quiet",
+            "--no-plot",
+            "--out",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        let (text, ok) = run(&args);
+        assert!(ok, "{text}");
+        text
+    };
+    let text = swarm(&[]);
+    assert!(text.contains("peers (alive at end)      3 (3)"), "{text}");
+    assert!(
+        text.contains("not used by a real swarm: [network] latency"),
+        "{text}"
+    );
+    assert!(
+        text.contains("faults are not injected in real runs yet"),
+        "{text}"
+    );
+    let text = swarm(&["--peers", "2"]);
+    assert!(
+        text.contains("peers (alive at end)      2 (2)"),
+        "a typed flag wins: {text}"
+    );
+}
