@@ -328,6 +328,9 @@ struct SwarmArgs {
     /// runs yet (it says so).
     #[arg(long, value_name = "FILE")]
     scenario: Option<PathBuf>,
+    /// The scenario's faults of this process's peers (indices of this process).
+    #[arg(skip)]
+    faults: Vec<Fault>,
     #[command(flatten)]
     protocol: ProtocolArgs,
     #[command(flatten)]
@@ -737,11 +740,24 @@ fn swarm_scenario(a: &mut SwarmArgs, matches: Option<&ArgMatches>) -> Result<(),
             s.network.latency.is_some(),
             "[network] latency (a real network has its own)",
         ),
-        (
-            !c.faults.is_empty(),
-            "the [[fault]] timeline (faults are not injected in real runs yet)",
-        ),
     ];
+    // The timeline's peers are the swarm's; this process runs peers FIRST.. of them (a
+    // swarm in several processes gives each its share).
+    let (first, n) = (a.first_index, a.peers);
+    let local = |p: usize| p.checked_sub(first).filter(|&i| i < n);
+    a.faults = c
+        .faults
+        .iter()
+        .filter_map(|f| match *f {
+            Fault::Crash { peer, at } => local(peer).map(|peer| Fault::Crash { peer, at }),
+            Fault::SilentFail { peer, at } => {
+                local(peer).map(|peer| Fault::SilentFail { peer, at })
+            }
+            Fault::Restart { peer, at } => local(peer).map(|peer| Fault::Restart { peer, at }),
+            Fault::Reset { peer, at } => local(peer).map(|peer| Fault::Reset { peer, at }),
+            ref other => Some(other.clone()),
+        })
+        .collect();
     for (present, what) in ignored {
         if present {
             eprintln!(

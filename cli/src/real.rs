@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use net_real::app::{AppOptions, RunSummary, Verbosity, run_peers, run_seeds};
+use net_real::app::{
+    AppOptions, RunSummary, Verbosity, run_peers, run_peers_with_faults, run_seeds,
+};
 use net_real::{Listen, read_config};
 use sim_core::addr::NodeAddr;
 use sim_core::peer::PeerConfig;
@@ -349,7 +351,7 @@ pub fn swarm(a: &SwarmArgs) -> Result<(), String> {
         return swarm_in_processes(a, opts.run_seed, &opts.out);
     }
     // RNG index first + i, as peer first + i of the simulator.
-    let result = run_peers(&listens, a.first_index, &seeds, &cfg, opts)?;
+    let result = run_peers_with_faults(&listens, a.first_index, &seeds, &cfg, opts, &a.faults)?;
     summary(&result);
     if !a.no_plot {
         crate::plot(&result.out)?;

@@ -140,17 +140,38 @@ fn a_bad_file_is_reported_with_its_line_and_fix() {
 }
 
 #[test]
-fn a_swarm_takes_its_settings_from_a_scenario_and_says_what_it_cannot_use() {
+fn a_swarm_takes_its_settings_and_faults_from_a_scenario() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let d = dir.path();
     // No seed listens there: the swarm runs its peers for the scenario's duration anyway.
     std::fs::write(d.join("config.txt"), "127.0.0.1:1\n").expect("written");
-    std::fs::write(
-        d.join("s.toml"),
-        "[run]\nduration = \"1s\"\nhash_iterations = 1000\n[network]\npeers = 3\nlatency = \
-         \"5ms\"\n[[fault]]\nkind = \"crash\"\npeer = 1\nat = \"1s\"\n",
-    )
-    .expect("written");
+    let scenario = r#"
+[run]
+duration = "2s"
+hash_iterations = 1000
+[network]
+peers = 3
+latency = "5ms"
+[[fault]]
+kind = "crash"
+peer = 1
+at = "500ms"
+[[fault]]
+kind = "silent-fail"
+peer = 2
+at = "700ms"
+[[fault]]
+kind = "restart"
+peer = 1
+at = "1s"
+[[fault]]
+kind = "partition"
+a = "0-0"
+b = "1-2"
+start = "1s"
+end = "2s"
+"#;
+    std::fs::write(d.join("s.toml"), scenario).expect("written");
     let swarm = |extra: &[&str]| {
         let out = d.join("out").display().to_string();
         let cfg = d.join("config.txt").display().to_string();
@@ -163,7 +184,6 @@ fn a_swarm_takes_its_settings_from_a_scenario_and_says_what_it_cannot_use() {
             &cfg,
             "--base-port",
             "0",
-            "--quiet",
             "--no-plot",
             "--out",
             &out,
@@ -174,18 +194,32 @@ fn a_swarm_takes_its_settings_from_a_scenario_and_says_what_it_cannot_use() {
         text
     };
     let text = swarm(&[]);
-    assert!(text.contains("peers (alive at end)      3 (3)"), "{text}");
+    // Peer 1 crashed and came back; peer 2 failed silently (it is down, not stopped).
+    assert!(text.contains("peers (alive at end)      3 (2)"), "{text}");
     assert!(
         text.contains("not used by a real swarm: [network] latency"),
         "{text}"
     );
     assert!(
-        text.contains("faults are not injected in real runs yet"),
+        text.contains("not injected in a swarm yet: Partition"),
         "{text}"
     );
-    let text = swarm(&["--peers", "2"]);
-    assert!(
-        text.contains("peers (alive at end)      2 (2)"),
-        "a typed flag wins: {text}"
+    // The timeline is injected as it falls due, and recorded.
+    let log = std::fs::read_to_string(d.join("out").join("outputfile.log")).expect("the log");
+    let faults: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once("Fault: ").map(|(_, f)| f))
+        .collect();
+    assert_eq!(faults.len(), 3, "{faults:?}");
+    assert!(faults[0].ends_with("crashed"), "{faults:?}");
+    assert!(faults[1].ends_with("failed silently"), "{faults:?}");
+    assert!(faults[2].ends_with("restarted"), "{faults:?}");
+    assert_eq!(
+        faults[0].split(' ').next(),
+        faults[2].split(' ').next(),
+        "the crashed peer restarts: {faults:?}"
     );
+    // A typed flag wins over the file.
+    let text = swarm(&["--peers", "1", "--quiet"]);
+    assert!(text.contains("peers (alive at end)      1 (1)"), "{text}");
 }

@@ -12,7 +12,7 @@ use sim_core::node::Event;
 use sim_core::peer::PeerConfig;
 use sim_core::report::{Outcome, write_folder};
 use sim_core::seed::SeedConfig;
-use sim_core::sim::{WorldEvent, peer_rng, seed_rng};
+use sim_core::sim::{Fault, WorldEvent, peer_rng, seed_rng};
 use sim_core::time::Time;
 
 use crate::runtime::{Console, Happening, Listen, NodeHandle, Runtime, RuntimeOptions};
@@ -95,7 +95,7 @@ pub fn run_seeds(
         "bad_frames_max": cfg.bad_frames_max,
         "handshake_timeout_s": cfg.handshake_timeout.secs_f64(),
     });
-    finish(rt, nodes, opts, params)
+    finish(rt, nodes, opts, params, None)
 }
 
 /// Peers at `listens` (peer `i` uses RNG index `first_index + i`), started one every
@@ -106,6 +106,22 @@ pub fn run_peers(
     seeds: &[NodeAddr],
     cfg: &PeerConfig,
     opts: AppOptions,
+) -> Result<RunSummary, String> {
+    run_peers_with_faults(listens, first_index, seeds, cfg, opts, &[])
+}
+
+/// As [`run_peers`], with a fault timeline injected as it falls due, on the process's clock
+/// (peer indices are the swarm's): a crash stops the peer at once as [`NodeHandle::kill`]
+/// does, a silent failure as [`NodeHandle::silence`], and a restart starts a fresh peer on
+/// the same address. Each is recorded when it happens. Partitions, resets and seed crashes
+/// are not injected in a swarm yet: each is named once at the start.
+pub fn run_peers_with_faults(
+    listens: &[Listen],
+    first_index: usize,
+    seeds: &[NodeAddr],
+    cfg: &PeerConfig,
+    opts: AppOptions,
+    faults: &[Fault],
 ) -> Result<RunSummary, String> {
     let rt = runtime(&opts, listens.len() > 1);
     let mut nodes: Vec<NodeHandle> = Vec::new();
@@ -156,7 +172,94 @@ pub fn run_peers(
         "bad_frames_max": cfg.bad_frames_max,
         "join_interval_s": opts.join_interval.as_secs_f64(),
     });
-    finish(rt, nodes, opts, params)
+    // A restarted peer listens where it listened (on the port the OS gave it, if it chose).
+    let restarts = nodes
+        .iter()
+        .zip(listens)
+        .map(|(h, l)| Listen {
+            bind: std::net::SocketAddrV4::new(*l.bind.ip(), h.addr().port),
+            advertise: l.advertise,
+        })
+        .collect();
+    let mut plan = FaultPlan {
+        due: Vec::new(),
+        listens: restarts,
+        first_index,
+        seeds: seeds.to_vec(),
+        cfg: cfg.clone(),
+    };
+    for f in faults {
+        match f {
+            Fault::Crash { .. } | Fault::SilentFail { .. } | Fault::Restart { .. } => {
+                plan.due.push(f.clone());
+            }
+            other => say(&opts, format!("not injected in a swarm yet: {other:?}")),
+        }
+    }
+    plan.due.sort_by_key(|f| std::cmp::Reverse(f.at()));
+    finish(rt, nodes, opts, params, Some(plan))
+}
+
+/// The faults a swarm still has to inject, latest first, and what a restart needs.
+struct FaultPlan {
+    due: Vec<Fault>,
+    /// Where peer i listens again when it restarts.
+    listens: Vec<Listen>,
+    first_index: usize,
+    seeds: Vec<NodeAddr>,
+    cfg: PeerConfig,
+}
+
+impl FaultPlan {
+    /// When the next fault falls due.
+    fn next_at(&self) -> Option<Time> {
+        self.due.last().map(Fault::at)
+    }
+
+    /// Injects the faults due by `now` into `nodes` (peer i is `nodes[i]`).
+    fn inject(
+        &mut self,
+        rt: &Runtime,
+        nodes: &mut [Option<NodeHandle>],
+        now: Time,
+        opts: &AppOptions,
+    ) {
+        while self.due.last().is_some_and(|f| f.at() <= now) {
+            let Some(f) = self.due.pop() else { break };
+            match f {
+                Fault::Crash { peer, .. } => {
+                    if let Some(h) = nodes.get_mut(peer).and_then(Option::take) {
+                        h.kill();
+                    }
+                }
+                Fault::SilentFail { peer, .. } => {
+                    if let Some(Some(h)) = nodes.get(peer) {
+                        h.silence();
+                    }
+                }
+                Fault::Restart { peer, .. } => {
+                    let (Some(slot), Some(l)) = (nodes.get_mut(peer), self.listens.get(peer))
+                    else {
+                        continue;
+                    };
+                    if let Some(h) = slot.take() {
+                        h.kill();
+                    }
+                    let rng = peer_rng(opts.run_seed, self.first_index + peer);
+                    match rt.spawn_peer(*l, self.seeds.clone(), self.cfg.clone(), rng) {
+                        Ok(h) => {
+                            let node = h.addr();
+                            rt.record_world(node, WorldEvent::Restarted { node });
+                            *slot = Some(h);
+                        }
+                        Err(e) => say(opts, format!("peer {peer} cannot restart: {e}")),
+                    }
+                }
+                // Only the kinds above are planned.
+                Fault::Partition { .. } | Fault::Reset { .. } | Fault::SeedCrash { .. } => {}
+            }
+        }
+    }
 }
 
 fn runtime(opts: &AppOptions, many: bool) -> Runtime {
@@ -190,24 +293,38 @@ fn finish(
     nodes: Vec<NodeHandle>,
     opts: AppOptions,
     params: serde_json::Value,
+    mut faults: Option<FaultPlan>,
 ) -> Result<RunSummary, String> {
+    let mut nodes: Vec<Option<NodeHandle>> = nodes.into_iter().map(Some).collect();
     let started = Instant::now();
     let deadline = opts.duration.map(|d| started + d);
     let status_every = StdDuration::from_secs(5);
+    let mut next_status = started + status_every;
     loop {
-        let wait = match deadline {
-            Some(d) => d
-                .saturating_duration_since(Instant::now())
-                .min(status_every),
-            None => status_every,
-        };
-        if wait.is_zero() || stop_requested(&opts.stop, wait) {
+        let now = Instant::now();
+        let mut until = next_status;
+        if let Some(d) = deadline {
+            until = until.min(d);
+        }
+        if let Some(at) = faults.as_ref().and_then(FaultPlan::next_at) {
+            until = until.min(rt.clock().instant(at));
+        }
+        if deadline.is_some_and(|d| now >= d)
+            || stop_requested(&opts.stop, until.saturating_duration_since(now))
+        {
             break;
         }
-        if opts.verbosity == Verbosity::Overview {
-            println!("{}", rt.with_recorder(status_line));
+        if let Some(plan) = faults.as_mut() {
+            plan.inject(&rt, &mut nodes, rt.clock().now(), &opts);
+        }
+        if Instant::now() >= next_status {
+            next_status += status_every;
+            if opts.verbosity == Verbosity::Overview {
+                println!("{}", rt.with_recorder(status_line));
+            }
         }
     }
+    let nodes: Vec<NodeHandle> = nodes.into_iter().flatten().collect();
     say(&opts, format!("stopping {} nodes", nodes.len()));
     let stop_began_s = rt.clock().now().secs_f64();
     NodeHandle::shutdown_all(nodes);

@@ -92,6 +92,8 @@ pub(crate) enum Cmd {
         abrupt: bool,
         done: Sender<()>,
     },
+    /// Fail a node silently (a fault), then say so on `done`.
+    Silence { key: usize, done: Sender<()> },
     /// Flush and end the loop.
     Exit,
 }
@@ -234,6 +236,9 @@ struct Slot {
     /// The wire it speaks, and whether it is a seed (which tells the wires apart).
     wire: Wire,
     seed: bool,
+    /// Failed silently (a fault): it is given nothing (no frame, no timer, no connection)
+    /// and writes nothing, while its connections stay open.
+    silent: bool,
     listener: usize,
     /// Open connections: the socket token of each.
     conns: BTreeMap<ConnId, usize>,
@@ -889,6 +894,14 @@ impl Loop {
     /// Writes what waits on the connection, as much as the socket takes.
     fn write(&mut self, token: usize) {
         let now = self.now();
+        let node = match self.conn(token) {
+            Some(c) => c.node,
+            None => return,
+        };
+        if self.nodes.get(&node).is_some_and(|s| s.silent) {
+            // What it queued stays queued: a silent node's connections carry nothing.
+            return;
+        }
         let Some(c) = self.conn(token) else {
             return;
         };
@@ -976,6 +989,7 @@ impl Loop {
                             addr,
                             wire,
                             seed,
+                            silent: false,
                             listener: t,
                             conns: BTreeMap::new(),
                             next_conn: 0,
@@ -990,6 +1004,15 @@ impl Loop {
                     self.stop(key, abrupt);
                     // The figures read after a stop include this loop's last counts.
                     self.shared.stats.add(&mut self.counts);
+                    let _ = done.send(());
+                }
+                Cmd::Silence { key, done } => {
+                    if let Some(slot) = self.nodes.get_mut(&key) {
+                        slot.silent = true;
+                        let node = slot.addr;
+                        let e = WorldEvent::Down { node, silent: true };
+                        self.records.push(Record::World(self.now(), node, e));
+                    }
                     let _ = done.send(());
                 }
                 Cmd::Exit => {
@@ -1050,7 +1073,7 @@ impl Loop {
         let mut pending = Vec::new();
         while let Some(input) = next.take().or_else(|| pending.pop()) {
             let now = self.now();
-            let Some(slot) = self.nodes.get_mut(&key) else {
+            let Some(slot) = self.nodes.get_mut(&key).filter(|s| !s.silent) else {
                 return;
             };
             slot.machine.handle(now, input);
@@ -1252,7 +1275,10 @@ impl Loop {
                     late_dials.push((t, c.node, c.remote, deadline));
                 }
             } else if c.sent < c.out.len() && now.0 >= c.progress.0 + write_timeout.0 {
-                stalled.push((t, (c.node, c.id)));
+                // A silent node's writes wait on purpose.
+                if !self.nodes.get(&c.node).is_some_and(|n| n.silent) {
+                    stalled.push((t, (c.node, c.id)));
+                }
             }
         }
         // Each acts only on the socket it found: a feed below can free a token and a dial

@@ -408,6 +408,13 @@ impl Runtime {
     pub fn note(&self, node: NodeAddr, text: &str) {
         self.shared.note(self.shared.clock.now(), node, text);
     }
+
+    /// Records a fault the process made happen (a restart; crashes and silent failures
+    /// are recorded by the driver as they take effect).
+    pub fn record_world(&self, node: NodeAddr, e: WorldEvent) {
+        let mut batch = vec![Record::World(self.shared.clock.now(), node, e)];
+        self.shared.record(&mut batch);
+    }
 }
 
 /// A running node. Dropping the handle shuts the node down cleanly.
@@ -455,6 +462,21 @@ impl NodeHandle {
     /// stop is recorded as a fault (`Fault: ADDR crashed`).
     pub fn kill(mut self) {
         self.stop(true);
+    }
+
+    /// Fails the node silently, as a hung process would: its connections stay open, and it
+    /// reads, answers and writes nothing from now on (recorded as `Fault: ADDR failed
+    /// silently`). The handle still stops it.
+    pub fn silence(&self) {
+        let Some(lp) = &self.lp else { return };
+        let (done, silenced) = std::sync::mpsc::channel();
+        if lp.send(Cmd::Silence {
+            key: self.key,
+            done,
+        }) {
+            // A loop that ended drops the sender: nothing to wait for then.
+            let _ = silenced.recv();
+        }
     }
 
     /// Shuts `nodes` down together: every node is told before any is waited for, so that
