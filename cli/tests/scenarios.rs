@@ -168,8 +168,12 @@ at = "1s"
 kind = "partition"
 a = "0-0"
 b = "1-2"
-start = "1s"
-end = "2s"
+start = "1200ms"
+end = "1500ms"
+[[fault]]
+kind = "reset"
+peer = 0
+at = "1s"
 "#;
     std::fs::write(d.join("s.toml"), scenario).expect("written");
     let swarm = |extra: &[&str]| {
@@ -201,7 +205,7 @@ end = "2s"
         "{text}"
     );
     assert!(
-        text.contains("not injected in a swarm yet: Partition"),
+        text.contains("not injected in a swarm yet: Reset"),
         "{text}"
     );
     // The timeline is injected as it falls due, and recorded.
@@ -210,10 +214,18 @@ end = "2s"
         .lines()
         .filter_map(|l| l.split_once("Fault: ").map(|(_, f)| f))
         .collect();
-    assert_eq!(faults.len(), 3, "{faults:?}");
+    assert_eq!(faults.len(), 5, "{faults:?}");
     assert!(faults[0].ends_with("crashed"), "{faults:?}");
     assert!(faults[1].ends_with("failed silently"), "{faults:?}");
     assert!(faults[2].ends_with("restarted"), "{faults:?}");
+    assert!(
+        faults[3].starts_with("partition") && faults[3].ends_with("started"),
+        "{faults:?}"
+    );
+    assert!(
+        faults[4].starts_with("partition") && faults[4].ends_with("healed"),
+        "{faults:?}"
+    );
     assert_eq!(
         faults[0].split(' ').next(),
         faults[2].split(' ').next(),

@@ -112,9 +112,11 @@ pub fn run_peers(
 
 /// As [`run_peers`], with a fault timeline injected as it falls due, on the process's clock
 /// (peer indices are the swarm's): a crash stops the peer at once as [`NodeHandle::kill`]
-/// does, a silent failure as [`NodeHandle::silence`], and a restart starts a fresh peer on
-/// the same address. Each is recorded when it happens. Partitions, resets and seed crashes
-/// are not injected in a swarm yet: each is named once at the start.
+/// does, a silent failure as [`NodeHandle::silence`], a restart starts a fresh peer on the
+/// same address, and a partition holds every frame between its two groups and fails the
+/// dials between them until it heals ([`Runtime::partition`]). Each is recorded when it
+/// happens. Resets and seed crashes are not injected in a swarm yet: each is named once at
+/// the start.
 pub fn run_peers_with_faults(
     listens: &[Listen],
     first_index: usize,
@@ -183,6 +185,7 @@ pub fn run_peers_with_faults(
         .collect();
     let mut plan = FaultPlan {
         due: Vec::new(),
+        heals: Vec::new(),
         listens: restarts,
         first_index,
         seeds: seeds.to_vec(),
@@ -190,7 +193,10 @@ pub fn run_peers_with_faults(
     };
     for f in faults {
         match f {
-            Fault::Crash { .. } | Fault::SilentFail { .. } | Fault::Restart { .. } => {
+            Fault::Crash { .. }
+            | Fault::SilentFail { .. }
+            | Fault::Restart { .. }
+            | Fault::Partition { .. } => {
                 plan.due.push(f.clone());
             }
             other => say(&opts, format!("not injected in a swarm yet: {other:?}")),
@@ -203,6 +209,8 @@ pub fn run_peers_with_faults(
 /// The faults a swarm still has to inject, latest first, and what a restart needs.
 struct FaultPlan {
     due: Vec<Fault>,
+    /// Partitions in force: when each heals, and its name.
+    heals: Vec<(Time, String)>,
     /// Where peer i listens again when it restarts.
     listens: Vec<Listen>,
     first_index: usize,
@@ -213,7 +221,11 @@ struct FaultPlan {
 impl FaultPlan {
     /// When the next fault falls due.
     fn next_at(&self) -> Option<Time> {
-        self.due.last().map(Fault::at)
+        let heal = self.heals.iter().map(|(t, _)| *t).min();
+        match (self.due.last().map(Fault::at), heal) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Injects the faults due by `now` into `nodes` (peer i is `nodes[i]`).
@@ -224,9 +236,27 @@ impl FaultPlan {
         now: Time,
         opts: &AppOptions,
     ) {
+        let (healed, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.heals)
+            .into_iter()
+            .partition(|(t, _)| *t <= now);
+        self.heals = held;
+        for (_, what) in healed {
+            rt.heal(&what);
+        }
         while self.due.last().is_some_and(|f| f.at() <= now) {
             let Some(f) = self.due.pop() else { break };
+            let what = f.to_string();
             match f {
+                Fault::Partition { a, b, end, .. } => {
+                    let addr = |i: usize| {
+                        self.listens
+                            .get(i)
+                            .map(|l| NodeAddr::new(*l.bind.ip(), l.bind.port()))
+                    };
+                    let side = |r: std::ops::Range<usize>| r.filter_map(addr).collect::<Vec<_>>();
+                    rt.partition(side(a), side(b), &what);
+                    self.heals.push((end, what));
+                }
                 Fault::Crash { peer, .. } => {
                     if let Some(h) = nodes.get_mut(peer).and_then(Option::take) {
                         h.kill();
@@ -256,7 +286,7 @@ impl FaultPlan {
                     }
                 }
                 // Only the kinds above are planned.
-                Fault::Partition { .. } | Fault::Reset { .. } | Fault::SeedCrash { .. } => {}
+                Fault::Reset { .. } | Fault::SeedCrash { .. } => {}
             }
         }
     }

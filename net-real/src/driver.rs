@@ -17,7 +17,7 @@
 //! lateness as the neighbours' silence and report live peers dead.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
@@ -94,6 +94,12 @@ pub(crate) enum Cmd {
     },
     /// Fail a node silently (a fault), then say so on `done`.
     Silence { key: usize, done: Sender<()> },
+    /// Hold every frame between the two groups and fail the dials between them, until
+    /// `None` heals it; then say so on `done`.
+    Partition {
+        groups: Option<Arc<(BTreeSet<NodeAddr>, BTreeSet<NodeAddr>)>>,
+        done: Sender<()>,
+    },
     /// Flush and end the loop.
     Exit,
 }
@@ -160,6 +166,9 @@ struct Conn {
     dropped: usize,
     /// How its bytes are cut into frames.
     framing: Framing,
+    /// The listening address of the node at the other end, once its hello told it (an
+    /// inbound connection's `remote` is the dialer's socket address).
+    hello: Option<NodeAddr>,
     /// Frames waiting to be written, from `sent` on.
     out: Vec<u8>,
     sent: usize,
@@ -197,6 +206,7 @@ impl Conn {
             line: Vec::new(),
             dropped: 0,
             framing,
+            hello: None,
             out: Vec::new(),
             sent: 0,
             ends: VecDeque::new(),
@@ -280,6 +290,8 @@ struct Loop {
     encoded: Option<(Arc<Gossip>, Vec<u8>)>,
     /// At a seed of the reference wire: the wire each address registered with.
     wires: BTreeMap<NodeAddr, Wire>,
+    /// A partition in force (a fault): frames between its two groups are held.
+    partition: Option<Arc<(BTreeSet<NodeAddr>, BTreeSet<NodeAddr>)>>,
     scratch: Box<[u8]>,
     /// Counts of this loop not yet added to the process's (each tick and stop): atomics
     /// shared by two loops cost a cache-line transfer on every frame.
@@ -309,6 +321,7 @@ impl Loop {
             actions: Vec::new(),
             encoded: None,
             wires: BTreeMap::new(),
+            partition: None,
             scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
             counts: crate::stats::Counts::default(),
             overloaded: false,
@@ -584,6 +597,13 @@ impl Loop {
     }
 
     fn dial(&mut self, node: usize, addr: NodeAddr) {
+        if let Some(me) = self.nodes.get(&node).map(|s| s.addr)
+            && self.crosses(me, addr)
+        {
+            self.note_for(Some(node), format!("cannot connect to {addr}: partitioned"));
+            self.feed(node, Input::ConnectFailed { addr });
+            return;
+        }
         if !self.shared.fds.has_room() {
             self.shared.fds.refused();
             self.note_for(
@@ -788,6 +808,9 @@ impl Loop {
                 decode(&line)
             };
             c.spoke |= frame.is_ok();
+            if let Ok(Message::Hello { addr }) = &frame {
+                c.hello = Some(*addr);
+            }
             let (node, conn) = (c.node, c.id);
             self.counts.frames_in += 1;
             let input = match frame {
@@ -830,6 +853,9 @@ impl Loop {
             };
             let frame = refwire::decode(&frame);
             c.spoke |= frame.is_ok();
+            if let Ok(Message::Hello { addr }) = &frame {
+                c.hello = Some(*addr);
+            }
             let (node, conn) = (c.node, c.id);
             self.counts.frames_in += 1;
             if let Ok(Message::Register { addr }) = &frame {
@@ -842,6 +868,27 @@ impl Loop {
             };
             self.feed(node, input);
         }
+    }
+
+    /// Whether `a` and `b` are on two sides of the partition in force.
+    fn crosses(&self, a: NodeAddr, b: NodeAddr) -> bool {
+        self.partition.as_deref().is_some_and(|(x, y)| {
+            (x.contains(&a) && y.contains(&b)) || (y.contains(&a) && x.contains(&b))
+        })
+    }
+
+    /// Whether the connection at `token` is held by the partition in force.
+    fn held(&self, token: usize) -> bool {
+        if self.partition.is_none() {
+            return false;
+        }
+        let Some(Some(Sock::Conn(c))) = self.socks.get(token) else {
+            return false;
+        };
+        let Some(me) = self.nodes.get(&c.node).map(|s| s.addr) else {
+            return false;
+        };
+        self.crosses(me, c.hello.unwrap_or(c.remote))
     }
 
     /// How a new connection of `node` with `remote` is framed: as its wire says; at a seed
@@ -898,8 +945,9 @@ impl Loop {
             Some(c) => c.node,
             None => return,
         };
-        if self.nodes.get(&node).is_some_and(|s| s.silent) {
-            // What it queued stays queued: a silent node's connections carry nothing.
+        if self.nodes.get(&node).is_some_and(|s| s.silent) || self.held(token) {
+            // What it queued stays queued: a silent node's connections carry nothing, and
+            // nothing crosses a partition.
             return;
         }
         let Some(c) = self.conn(token) else {
@@ -1012,6 +1060,21 @@ impl Loop {
                         let node = slot.addr;
                         let e = WorldEvent::Down { node, silent: true };
                         self.records.push(Record::World(self.now(), node, e));
+                    }
+                    let _ = done.send(());
+                }
+                Cmd::Partition { groups, done } => {
+                    let healed = groups.is_none();
+                    self.partition = groups;
+                    if healed {
+                        // What was held goes out now.
+                        for (t, s) in self.socks.iter().enumerate() {
+                            if let Some(Sock::Conn(c)) = s
+                                && c.sent < c.out.len()
+                            {
+                                self.dirty.push(t);
+                            }
+                        }
                     }
                     let _ = done.send(());
                 }
@@ -1275,8 +1338,8 @@ impl Loop {
                     late_dials.push((t, c.node, c.remote, deadline));
                 }
             } else if c.sent < c.out.len() && now.0 >= c.progress.0 + write_timeout.0 {
-                // A silent node's writes wait on purpose.
-                if !self.nodes.get(&c.node).is_some_and(|n| n.silent) {
+                // A silent node's writes, and those across a partition, wait on purpose.
+                if !self.nodes.get(&c.node).is_some_and(|n| n.silent) && !self.held(t) {
                     stalled.push((t, (c.node, c.id)));
                 }
             }

@@ -415,6 +415,42 @@ impl Runtime {
         let mut batch = vec![Record::World(self.shared.clock.now(), node, e)];
         self.shared.record(&mut batch);
     }
+
+    /// Partitions the process's nodes (a fault): frames between `a` and `b` are held and
+    /// dials between them fail until [`Runtime::heal`]; recorded as `Fault: WHAT started`.
+    pub fn partition(&self, a: Vec<NodeAddr>, b: Vec<NodeAddr>, what: &str) {
+        let groups = Arc::new((a.into_iter().collect(), b.into_iter().collect()));
+        self.tell_loops(|done| Cmd::Partition {
+            groups: Some(Arc::clone(&groups)),
+            done,
+        });
+        let node = NodeAddr::new([0, 0, 0, 0].into(), 0);
+        self.record_world(node, WorldEvent::PartitionStarted(what.to_owned()));
+    }
+
+    /// Heals the partition in force: what was held goes out (`Fault: WHAT healed`).
+    pub fn heal(&self, what: &str) {
+        self.tell_loops(|done| Cmd::Partition { groups: None, done });
+        let node = NodeAddr::new([0, 0, 0, 0].into(), 0);
+        self.record_world(node, WorldEvent::PartitionHealed(what.to_owned()));
+    }
+
+    /// Sends every loop the command `make` builds, and waits until each has done it.
+    fn tell_loops(&self, make: impl Fn(std::sync::mpsc::Sender<()>) -> Cmd) {
+        let (done, finished) = std::sync::mpsc::channel();
+        let told = self
+            .loops
+            .iter()
+            .filter(|lp| lp.send(make(done.clone())))
+            .count();
+        drop(done);
+        for _ in 0..told {
+            // A loop that ended drops its sender: nothing more to wait for then.
+            if finished.recv().is_err() {
+                break;
+            }
+        }
+    }
 }
 
 /// A running node. Dropping the handle shuts the node down cleanly.
