@@ -174,6 +174,10 @@ end = "1500ms"
 kind = "reset"
 peer = 0
 at = "1s"
+[[fault]]
+kind = "seed-crash"
+seed = 0
+at = "1s"
 "#;
     std::fs::write(d.join("s.toml"), scenario).expect("written");
     let swarm = |extra: &[&str]| {
@@ -205,7 +209,7 @@ at = "1s"
         "{text}"
     );
     assert!(
-        text.contains("not injected in a swarm yet: Reset"),
+        text.contains("not injected: seed-crash 0@1s (a swarm runs no seed"),
         "{text}"
     );
     // The timeline is injected as it falls due, and recorded.
@@ -214,16 +218,17 @@ at = "1s"
         .lines()
         .filter_map(|l| l.split_once("Fault: ").map(|(_, f)| f))
         .collect();
-    assert_eq!(faults.len(), 5, "{faults:?}");
+    assert_eq!(faults.len(), 6, "{faults:?}");
     assert!(faults[0].ends_with("crashed"), "{faults:?}");
     assert!(faults[1].ends_with("failed silently"), "{faults:?}");
     assert!(faults[2].ends_with("restarted"), "{faults:?}");
+    assert!(faults[3].ends_with("connections were reset"), "{faults:?}");
     assert!(
-        faults[3].starts_with("partition") && faults[3].ends_with("started"),
+        faults[4].starts_with("partition") && faults[4].ends_with("started"),
         "{faults:?}"
     );
     assert!(
-        faults[4].starts_with("partition") && faults[4].ends_with("healed"),
+        faults[5].starts_with("partition") && faults[5].ends_with("healed"),
         "{faults:?}"
     );
     assert_eq!(

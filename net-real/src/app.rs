@@ -114,9 +114,9 @@ pub fn run_peers(
 /// (peer indices are the swarm's): a crash stops the peer at once as [`NodeHandle::kill`]
 /// does, a silent failure as [`NodeHandle::silence`], a restart starts a fresh peer on the
 /// same address, and a partition holds every frame between its two groups and fails the
-/// dials between them until it heals ([`Runtime::partition`]). Each is recorded when it
-/// happens. Resets and seed crashes are not injected in a swarm yet: each is named once at
-/// the start.
+/// dials between them until it heals ([`Runtime::partition`]), and a reset closes every
+/// connection of the peer while it runs on. Each is recorded when it happens. A swarm runs
+/// no seed: a seed crash is named once at the start and not injected.
 pub fn run_peers_with_faults(
     listens: &[Listen],
     first_index: usize,
@@ -196,10 +196,14 @@ pub fn run_peers_with_faults(
             Fault::Crash { .. }
             | Fault::SilentFail { .. }
             | Fault::Restart { .. }
+            | Fault::Reset { .. }
             | Fault::Partition { .. } => {
                 plan.due.push(f.clone());
             }
-            other => say(&opts, format!("not injected in a swarm yet: {other:?}")),
+            other => say(
+                &opts,
+                format!("not injected: {other} (a swarm runs no seed; stop the seeds' process)"),
+            ),
         }
     }
     plan.due.sort_by_key(|f| std::cmp::Reverse(f.at()));
@@ -285,8 +289,13 @@ impl FaultPlan {
                         Err(e) => say(opts, format!("peer {peer} cannot restart: {e}")),
                     }
                 }
-                // Only the kinds above are planned.
-                Fault::Reset { .. } | Fault::SeedCrash { .. } => {}
+                Fault::Reset { peer, .. } => {
+                    if let Some(Some(h)) = nodes.get(peer) {
+                        h.reset();
+                    }
+                }
+                // A swarm runs no seed: not planned.
+                Fault::SeedCrash { .. } => {}
             }
         }
     }

@@ -94,6 +94,9 @@ pub(crate) enum Cmd {
     },
     /// Fail a node silently (a fault), then say so on `done`.
     Silence { key: usize, done: Sender<()> },
+    /// Reset every connection of a node (a fault: a middlebox forgot them); the node keeps
+    /// running and is told each closed. Then say so on `done`.
+    Reset { key: usize, done: Sender<()> },
     /// Hold every frame between the two groups and fail the dials between them, until
     /// `None` heals it; then say so on `done`.
     Partition {
@@ -1052,6 +1055,18 @@ impl Loop {
                     self.stop(key, abrupt);
                     // The figures read after a stop include this loop's last counts.
                     self.shared.stats.add(&mut self.counts);
+                    let _ = done.send(());
+                }
+                Cmd::Reset { key, done } => {
+                    if let Some(slot) = self.nodes.get(&key) {
+                        let node = slot.addr;
+                        let tokens: Vec<usize> = slot.conns.values().copied().collect();
+                        let e = WorldEvent::ConnectionsReset { node };
+                        self.records.push(Record::World(self.now(), node, e));
+                        for t in tokens {
+                            self.gone(t, None);
+                        }
+                    }
                     let _ = done.send(());
                 }
                 Cmd::Silence { key, done } => {

@@ -500,6 +500,21 @@ impl NodeHandle {
         self.stop(true);
     }
 
+    /// Resets every connection of the node, as a middlebox that forgot them would: both ends
+    /// see them close and the node keeps running (recorded as `Fault: ADDR's connections
+    /// were reset`).
+    pub fn reset(&self) {
+        let Some(lp) = &self.lp else { return };
+        let (done, reset) = std::sync::mpsc::channel();
+        if lp.send(Cmd::Reset {
+            key: self.key,
+            done,
+        }) {
+            // A loop that ended drops the sender: nothing to wait for then.
+            let _ = reset.recv();
+        }
+    }
+
     /// Fails the node silently, as a hung process would: its connections stay open, and it
     /// reads, answers and writes nothing from now on (recorded as `Fault: ADDR failed
     /// silently`). The handle still stops it.
