@@ -504,29 +504,23 @@ impl NodeHandle {
     /// see them close and the node keeps running (recorded as `Fault: ADDR's connections
     /// were reset`).
     pub fn reset(&self) {
-        let Some(lp) = &self.lp else { return };
-        let (done, reset) = std::sync::mpsc::channel();
-        if lp.send(Cmd::Reset {
-            key: self.key,
-            done,
-        }) {
-            // A loop that ended drops the sender: nothing to wait for then.
-            let _ = reset.recv();
-        }
+        self.tell(|key, done| Cmd::Reset { key, done });
     }
 
     /// Fails the node silently, as a hung process would: its connections stay open, and it
     /// reads, answers and writes nothing from now on (recorded as `Fault: ADDR failed
     /// silently`). The handle still stops it.
     pub fn silence(&self) {
+        self.tell(|key, done| Cmd::Silence { key, done });
+    }
+
+    /// Sends the node's loop the command `make` builds and waits until it is done.
+    fn tell(&self, make: impl FnOnce(usize, std::sync::mpsc::Sender<()>) -> Cmd) {
         let Some(lp) = &self.lp else { return };
-        let (done, silenced) = std::sync::mpsc::channel();
-        if lp.send(Cmd::Silence {
-            key: self.key,
-            done,
-        }) {
+        let (done, finished) = std::sync::mpsc::channel();
+        if lp.send(make(self.key, done)) {
             // A loop that ended drops the sender: nothing to wait for then.
-            let _ = silenced.recv();
+            let _ = finished.recv();
         }
     }
 
