@@ -288,6 +288,10 @@ struct PeerArgs {
     /// The seed list: one IP:PORT a line, `#` comments.
     #[arg(long, default_value = "config.txt")]
     config: PathBuf,
+    /// The peer hashes every gossip copy it receives itself, duplicates included, as the
+    /// reference's peer does (by default a process hashes each distinct message once).
+    #[arg(long)]
+    hash_per_peer: bool,
     #[command(flatten)]
     protocol: ProtocolArgs,
     #[command(flatten)]
@@ -331,6 +335,11 @@ struct SwarmArgs {
     /// The scenario's faults of this process's peers (indices of this process).
     #[arg(skip)]
     faults: Vec<Fault>,
+    /// Each peer hashes every gossip copy it receives itself, duplicates included, as the
+    /// reference's peers do, each on its own: nothing is shared between the peers of a
+    /// process (by default a process hashes each distinct message once for all its peers).
+    #[arg(long)]
+    hash_per_peer: bool,
     #[command(flatten)]
     protocol: ProtocolArgs,
     #[command(flatten)]

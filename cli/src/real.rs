@@ -55,6 +55,7 @@ fn options(
     Ok(AppOptions {
         run_seed,
         hash_iterations: real.hash_iterations,
+        hash_per_peer: false,
         out: real
             .out
             .clone()
@@ -137,8 +138,13 @@ fn header(what: &str, opts: &AppOptions) {
             Some(d) => format!("for {:.0} s", d.as_secs_f64()),
             None => "until Ctrl-C".into(),
         };
+        let each = if opts.hash_per_peer {
+            " (each peer hashes every copy)"
+        } else {
+            ""
+        };
         println!(
-            "gossipnet {what}: run seed {}, {} digest iterations, {until}; output {}",
+            "gossipnet {what}: run seed {}, {} digest iterations{each}, {until}; output {}",
             opts.run_seed,
             opts.hash_iterations,
             opts.out.display()
@@ -276,6 +282,7 @@ pub fn peer(a: &PeerArgs) -> Result<(), String> {
     let port = port_of(&listen);
     let mut opts = options(&a.real, &format!("real-peer-{port}"), Verbosity::Events)?;
     opts.gossip_from_stdin = std::io::stdin().is_terminal();
+    opts.hash_per_peer = a.hash_per_peer;
     header(
         &format!("peer ({} seeds in {})", seeds.len(), a.config.display()),
         &opts,
@@ -336,6 +343,7 @@ pub fn swarm(a: &SwarmArgs) -> Result<(), String> {
         Verbosity::Overview,
     )?;
     opts.join_interval = std::time::Duration::from_micros(a.join_interval.0);
+    opts.hash_per_peer = a.hash_per_peer;
     header(
         &format!(
             "swarm ({} peers on {}:{}.., {} seeds in {})",

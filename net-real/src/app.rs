@@ -35,6 +35,8 @@ pub struct AppOptions {
     pub run_seed: u64,
     /// PBKDF2 iterations of the dedup digest.
     pub hash_iterations: u32,
+    /// Each peer hashes every copy it receives itself (see [`RuntimeOptions::hash_per_peer`]).
+    pub hash_per_peer: bool,
     /// Where the run folder goes.
     pub out: PathBuf,
     /// The command line, for `summary.json`.
@@ -170,6 +172,7 @@ pub fn run_peers_with_faults(
         "liveness_interval_s": cfg.liveness_interval.secs_f64(),
         "misses": cfg.misses_max,
         "hash_iterations": opts.hash_iterations,
+        "hash_per_peer": opts.hash_per_peer,
         "topology": cfg.topology.to_string(),
         "bad_frames_max": cfg.bad_frames_max,
         "join_interval_s": opts.join_interval.as_secs_f64(),
@@ -308,6 +311,7 @@ fn runtime(opts: &AppOptions, many: bool) -> Runtime {
     };
     Runtime::new(RuntimeOptions {
         hash_iterations: opts.hash_iterations,
+        hash_per_peer: opts.hash_per_peer,
         console,
         loops: opts.loops,
         log_file: Some(opts.out.join("outputfile.log")),

@@ -1,5 +1,6 @@
 //! The process side of real runs: one clock, one recorder and one digest memo shared by every
-//! node started in the process, and handles to start, stop and talk to those nodes.
+//! node started in the process (or, with `hash_per_peer`, a memo of each peer's own that hashes
+//! every copy), and handles to start, stop and talk to those nodes.
 
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4, TcpListener};
@@ -145,6 +146,10 @@ impl Shared {
 pub struct RuntimeOptions {
     /// PBKDF2 iterations of the dedup digest.
     pub hash_iterations: u32,
+    /// Each peer hashes every gossip copy it receives itself, duplicates included, as the
+    /// reference's peer does ([`DigestMemo::every_copy`]); by default the process's nodes
+    /// share one memo, so each distinct message is hashed once per process.
+    pub hash_per_peer: bool,
     /// Prints what happens, if given.
     pub console: Option<Console>,
     /// Socket limits.
@@ -160,6 +165,7 @@ impl Default for RuntimeOptions {
     fn default() -> Self {
         RuntimeOptions {
             hash_iterations: sim_core::digest::ITERATIONS_DEFAULT,
+            hash_per_peer: false,
             console: None,
             io: IoLimits::default(),
             loops: 0,
@@ -230,6 +236,8 @@ impl Listen {
 pub struct Runtime {
     shared: Arc<Shared>,
     memo: Arc<DigestMemo>,
+    /// With `hash_per_peer`, each peer's own memo (kept for the counters).
+    peer_memos: Option<Mutex<Vec<Arc<DigestMemo>>>>,
     loops: Vec<Arc<LoopHandle>>,
     next_key: AtomicUsize,
 }
@@ -269,6 +277,7 @@ impl Runtime {
         Runtime {
             shared,
             memo: DigestMemo::new(opts.hash_iterations),
+            peer_memos: opts.hash_per_peer.then(Mutex::default),
             loops,
             next_key: AtomicUsize::new(0),
         }
@@ -290,9 +299,20 @@ impl Runtime {
         self.shared.clock
     }
 
-    /// Digest counters.
+    /// Digest counters (summed over the peers' own memos with `hash_per_peer`).
     pub fn memo_stats(&self) -> MemoStats {
-        self.memo.stats()
+        let mut all = self.memo.stats();
+        let Some(memos) = &self.peer_memos else {
+            return all;
+        };
+        for m in memos.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let s = m.stats();
+            all.computed += s.computed;
+            all.hits += s.hits;
+            all.hashing_micros += s.hashing_micros;
+            all.prefetched += s.prefetched;
+        }
+        all
     }
 
     /// Starts a seed.
@@ -324,7 +344,16 @@ impl Runtime {
             // Forwards come re-stamped: what the recorder can know a message by is its body.
             self.shared.lock().rec.identity_by_body = true;
         }
-        let peer = PeerNode::new(addr, seeds, cfg, rng, Arc::clone(&self.memo));
+        let memo = match &self.peer_memos {
+            None => Arc::clone(&self.memo),
+            Some(memos) => {
+                let own = DigestMemo::every_copy(self.memo.iterations());
+                let mut memos = memos.lock().unwrap_or_else(|p| p.into_inner());
+                memos.push(Arc::clone(&own));
+                own
+            }
+        };
+        let peer = PeerNode::new(addr, seeds, cfg, rng, memo);
         self.spawn(listener, addr, peer, wire, false)
     }
 

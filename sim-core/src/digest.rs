@@ -111,11 +111,15 @@ enum Slot {
     Done(DigestKey),
 }
 
-/// Digests of the messages this process has seen, shared by every node in it.
+/// Digests of the messages this process has seen, shared by every node in it; or, made with
+/// [`DigestMemo::every_copy`], one node's own, which hashes every copy it is asked about.
 pub struct DigestMemo {
     /// Tells this memo's ordinals from another's in a message's [`MemoCell`].
     id: u32,
     iterations: u32,
+    /// Hash every look-up, remembering nothing but the ordinals (see
+    /// [`DigestMemo::every_copy`]).
+    every_copy: bool,
     /// What a message is known by (`--wire`): set once, before the first digest.
     identity: OnceLock<crate::wire::Wire>,
     stopwatch: Option<Stopwatch>,
@@ -144,12 +148,20 @@ static NEXT_MEMO_ID: AtomicU32 = AtomicU32::new(1);
 impl DigestMemo {
     /// A memo computing digests with `iterations` rounds.
     pub fn new(iterations: u32) -> Arc<Self> {
-        Self::build(iterations, None, None)
+        Self::build(iterations, None, None, false)
+    }
+
+    /// A memo for one node that hashes every copy it is asked about, duplicates included,
+    /// as the reference's peer does (a real run's `--hash-per-peer`): no digest is kept, only
+    /// the ordinals of the digests, which are the node's seen-set handles. So each node pays
+    /// for its own hashing, and nothing is shared with the other nodes of the process.
+    pub fn every_copy(iterations: u32) -> Arc<Self> {
+        Self::build(iterations, None, None, true)
     }
 
     /// A memo that also measures hashing time with `stopwatch`.
     pub fn with_stopwatch(iterations: u32, stopwatch: Stopwatch) -> Arc<Self> {
-        Self::build(iterations, Some(stopwatch), None)
+        Self::build(iterations, Some(stopwatch), None, false)
     }
 
     /// A memo that measures hashing time and computes prefetched digests on `pool`.
@@ -158,17 +170,19 @@ impl DigestMemo {
         stopwatch: Option<Stopwatch>,
         pool: Arc<dyn DigestPool>,
     ) -> Arc<Self> {
-        Self::build(iterations, stopwatch, Some(pool))
+        Self::build(iterations, stopwatch, Some(pool), false)
     }
 
     fn build(
         iterations: u32,
         stopwatch: Option<Stopwatch>,
         pool: Option<Arc<dyn DigestPool>>,
+        every_copy: bool,
     ) -> Arc<Self> {
         Arc::new(DigestMemo {
             id: NEXT_MEMO_ID.fetch_add(1, Ordering::Relaxed),
             iterations,
+            every_copy,
             identity: OnceLock::new(),
             stopwatch,
             pool,
@@ -200,6 +214,9 @@ impl DigestMemo {
             crate::wire::Wire::Line => DigestKey::of(&digest(&g.identity(), self.iterations)),
             crate::wire::Wire::Reference => {
                 let text = crate::refwire::reference_identity(g);
+                if self.every_copy {
+                    return DigestKey::of(&reference_digest(text.as_bytes(), self.iterations));
+                }
                 if let Some(&k) = self.lock().by_text.get(text.as_ref()) {
                     return k;
                 }
@@ -275,6 +292,9 @@ impl DigestMemo {
     /// swarm of peers in one process hashes each message once, not once per peer. A message
     /// still queued for the pool is hashed by the asker at once.
     pub fn key(&self, g: &Arc<Gossip>) -> DigestKey {
+        if self.every_copy {
+            return self.hash_copy(g);
+        }
         {
             let mut inner = self.lock();
             loop {
@@ -297,10 +317,19 @@ impl DigestMemo {
         self.compute(g)
     }
 
+    /// Hashes `g` without looking in or filling the memo (an [`DigestMemo::every_copy`] memo).
+    fn hash_copy(&self, g: &Gossip) -> DigestKey {
+        let key = self.hash(g);
+        self.lock().stats.computed += 1;
+        key
+    }
+
     /// The dedup handle of `g` ([`Ordinal`]): from the message itself when this memo has seen
-    /// this allocation before (every forwarded copy in a simulation), else by its digest.
+    /// this allocation before (every forwarded copy in a simulation), else by its digest. An
+    /// [`DigestMemo::every_copy`] memo hashes `g` every time.
     pub fn ordinal(&self, g: &Arc<Gossip>) -> Ordinal {
-        if let Some(&(id, ord)) = g.memo.0.get()
+        if !self.every_copy
+            && let Some(&(id, ord)) = g.memo.0.get()
             && id == self.id
         {
             return ord;
@@ -319,8 +348,10 @@ impl DigestMemo {
             }
             ord
         };
-        // Another memo may hold the cell; then this one takes the look-up path every time.
-        let _ = g.memo.0.set((self.id, ord));
+        if !self.every_copy {
+            // Another memo may hold the cell; then this one takes the look-up path every time.
+            let _ = g.memo.0.set((self.id, ord));
+        }
         ord
     }
 
@@ -390,20 +421,46 @@ mod tests {
 
     const REFERENCE_1000_PREFIX: &str = "0a88f828b746398d5fafe8b4eaefbd3d";
 
+    /// A message of one origin and time with `body`.
+    fn g(body: &str) -> Arc<Gossip> {
+        Arc::new(Gossip::new(
+            Timestamp::parse("1").unwrap(),
+            "1.2.3.4:5".parse().unwrap(),
+            body.into(),
+        ))
+    }
+
     #[test]
     fn memo_hashes_each_distinct_message_once() {
         let memo = DigestMemo::new(2);
-        let g = |body: &str| {
-            Arc::new(Gossip::new(
-                Timestamp::parse("1").unwrap(),
-                "1.2.3.4:5".parse().unwrap(),
-                body.into(),
-            ))
-        };
         let (a1, a2, b) = (g("a"), g("a"), g("b"));
         assert_eq!(memo.key(&a1), memo.key(&a2));
         assert_ne!(memo.key(&a1), memo.key(&b));
         assert_eq!(memo.stats().computed, 2);
         assert_eq!(memo.stats().hits, 2);
+    }
+
+    #[test]
+    fn an_every_copy_memo_hashes_each_copy_and_still_numbers_digests() {
+        let memo = DigestMemo::every_copy(2);
+        let (a1, a2, b) = (g("a"), g("a"), g("b"));
+        let first = memo.ordinal(&a1);
+        assert_eq!(
+            memo.ordinal(&a1),
+            first,
+            "the same allocation, hashed again"
+        );
+        assert_eq!(
+            memo.ordinal(&a2),
+            first,
+            "an equal copy has the same ordinal"
+        );
+        assert_ne!(memo.ordinal(&b), first);
+        assert_eq!(memo.stats().computed, 4, "every look-up hashed");
+        assert_eq!(memo.stats().hits, 0);
+        assert!(
+            memo.cached_ordinal(&a1).is_none(),
+            "nothing kept in the message"
+        );
     }
 }
