@@ -173,7 +173,7 @@ end = "1500ms"
 [[fault]]
 kind = "reset"
 peer = 0
-at = "1s"
+at = "1100ms"
 [[fault]]
 kind = "seed-crash"
 seed = 0

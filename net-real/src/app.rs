@@ -209,6 +209,9 @@ pub fn run_peers_with_faults(
             ),
         }
     }
+    // Latest first, and faults due at one instant popped in the timeline's order (the sort is
+    // stable, so the reversal keeps them reversed).
+    plan.due.reverse();
     plan.due.sort_by_key(|f| std::cmp::Reverse(f.at()));
     finish(rt, nodes, opts, params, Some(plan))
 }
