@@ -12,7 +12,7 @@ use experiments::run::{RunOptions, RunResult, default_out, run_to_folder_with};
 use sim_core::peer::PeerConfig;
 use sim_core::report::Outcome;
 use sim_core::seed::Removal;
-use sim_core::sim::{Fault, Latency, SimConfig};
+use sim_core::sim::{Fault, Latency, Processing, SimConfig};
 use sim_core::time::{Duration, Time};
 use sim_core::topology::Topology;
 
@@ -414,6 +414,14 @@ struct SimArgs {
     /// same for any number.
     #[arg(long)]
     hash_threads: Option<usize>,
+    /// Time a peer spends on each gossip copy it receives, duplicates included, and on each
+    /// message it originates, one at a time: `none`; `digest:DURATION` (e.g. digest:280us),
+    /// each peer on a processor of its own; `digest:DURATION,loops:N`, the peers sharing N
+    /// event loops as a swarm process does; `digest` or `digest,loops:N`, DURATION the time
+    /// of one digest of --hash-iterations measured on this machine before the run and
+    /// recorded (README, "Processing time").
+    #[arg(long, default_value = "none", value_parser = parse_processing)]
+    processing: ProcessingArg,
     /// Output folder [default: results/seed-<SEED>].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -540,6 +548,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--processing` as given: a model, or `digest[,loops:N]` to be timed on this machine.
+#[derive(Clone, Copy, Debug)]
+enum ProcessingArg {
+    Given(Processing),
+    Calibrate { loops: Option<u32> },
+}
+
+fn parse_processing(s: &str) -> Result<ProcessingArg, String> {
+    let hint = "; or digest[,loops:N], with the time of one digest measured on this machine";
+    if let Some(rest) = s
+        .strip_prefix("digest")
+        .filter(|r| r.is_empty() || r.starts_with(','))
+    {
+        // The loops as `digest:D,loops:N` reads them.
+        return match format!("digest:1us{rest}").parse() {
+            Ok(Processing::Digest { loops, .. }) => Ok(ProcessingArg::Calibrate { loops }),
+            Ok(Processing::None) => Err(format!("bad processing {s:?}{hint}")),
+            Err(e) => Err(format!("bad processing {s:?}: {e}")),
+        };
+    }
+    s.parse()
+        .map(ProcessingArg::Given)
+        .map_err(|e: String| format!("{e}{hint}"))
+}
+
 /// The settings of `gossipnet sim`: the scenario's (or the defaults), then each flag that
 /// `given` says was typed (every flag when there is no scenario).
 fn sim_config(a: &SimArgs, base: SimConfig, given: &dyn Fn(&str) -> bool) -> SimConfig {
@@ -558,6 +591,13 @@ fn sim_config(a: &SimArgs, base: SimConfig, given: &dyn Fn(&str) -> bool) -> Sim
     set!("latency", cfg.latency, a.latency);
     set!("hash_iterations", cfg.hash_iterations, a.hash_iterations);
     set!("join_interval", cfg.join_interval, a.join_interval);
+    if given("processing") {
+        cfg.processing = match a.processing {
+            ProcessingArg::Given(p) => p,
+            // Timed by `sim` before the run.
+            ProcessingArg::Calibrate { .. } => Processing::None,
+        };
+    }
     let p = &a.protocol;
     set!(
         "liveness_interval",
@@ -603,7 +643,7 @@ fn sim_config(a: &SimArgs, base: SimConfig, given: &dyn Fn(&str) -> bool) -> Sim
 }
 
 fn sim(args: SimArgs, matches: Option<&ArgMatches>) -> Result<(), String> {
-    let cfg = match &args.scenario {
+    let mut cfg = match &args.scenario {
         None => sim_config(&args, SimConfig::default(), &|_| true),
         Some(file) => {
             let loaded = experiments::scenario::load(file).map_err(|e| e.to_string())?;
@@ -618,6 +658,21 @@ fn sim(args: SimArgs, matches: Option<&ArgMatches>) -> Result<(), String> {
         println!("{cfg:#?}");
         return Ok(());
     }
+    let calibration = match args.processing {
+        ProcessingArg::Given(_) => None,
+        ProcessingArg::Calibrate { loops } => {
+            let c = experiments::run::calibrate_digest(
+                cfg.hash_iterations,
+                cfg.peer.wire,
+                std::time::Duration::from_millis(500),
+            );
+            cfg.processing = Processing::Digest {
+                per_copy: c.per_copy,
+                loops,
+            };
+            Some(c)
+        }
+    };
     let out = args.out.clone().unwrap_or_else(|| default_out(cfg.seed));
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let header = format!(
@@ -628,6 +683,7 @@ fn sim(args: SimArgs, matches: Option<&ArgMatches>) -> Result<(), String> {
     let threads = args
         .hash_threads
         .unwrap_or_else(experiments::pool::default_threads);
+    let processing = cfg.processing;
     let result = run_to_folder_with(
         cfg,
         RunOptions {
@@ -639,6 +695,27 @@ fn sim(args: SimArgs, matches: Option<&ArgMatches>) -> Result<(), String> {
         threads,
     )?;
     print_summary(&result);
+    if let Processing::Digest { per_copy, loops } = processing {
+        let on = match loops {
+            None => "each peer on its own processor".to_string(),
+            Some(n) => format!("peers sharing {n} event loops"),
+        };
+        let how = match &calibration {
+            Some(c) => format!(
+                "the median of {} digests of {} iterations timed on this machine (mean {:.0} µs); \
+                 --processing {processing} repeats the run",
+                c.digests, c.iterations, c.mean_us
+            ),
+            None => "as given".into(),
+        };
+        row(
+            "processing",
+            format!("{per_copy} a gossip copy, {on}; {how}"),
+        );
+    }
+    if let Some(c) = &calibration {
+        record_calibration(&result.out, c)?;
+    }
     if args.wire == sim_core::wire::Wire::Reference {
         let o = &result.outcome;
         let lost = o.expected_deliveries - o.expected_delivered.min(o.expected_deliveries);
@@ -749,6 +826,11 @@ fn swarm_scenario(a: &mut SwarmArgs, matches: Option<&ArgMatches>) -> Result<(),
             s.network.latency.is_some(),
             "[network] latency (a real network has its own)",
         ),
+        (
+            s.run.processing.is_some(),
+            "[run] processing (real peers spend what they spend; --hash-per-peer has each \
+             hash every copy)",
+        ),
     ];
     // The timeline's peers are the swarm's; this process runs peers FIRST.. of them (a
     // swarm in several processes gives each its share).
@@ -814,6 +896,18 @@ fn scenario(a: &ScenarioArgs) -> Result<(), String> {
             files.len()
         )),
     }
+}
+
+/// Adds how `--processing digest` was timed to the run folder's `summary.json`.
+fn record_calibration(dir: &Path, c: &experiments::run::Calibration) -> Result<(), String> {
+    let path = dir.join("summary.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut summary: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    summary["processing_calibration"] = c.to_json();
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+    std::fs::write(&path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// `gossipnet plot DIR`, also run at the end of `sim` and `swarm`.

@@ -61,6 +61,7 @@ pub fn parameters(cfg: &SimConfig) -> serde_json::Value {
         "liveness_interval_s": cfg.peer.liveness_interval.secs_f64(),
         "misses": cfg.peer.misses_max,
         "hash_iterations": cfg.hash_iterations,
+        "processing": cfg.processing.to_string(),
         "join_interval_s": cfg.join_interval.secs_f64(),
         "topology": cfg.peer.topology.to_string(),
         "peer_list_max": cfg.seed_node.peer_list_max,
@@ -131,6 +132,96 @@ pub fn run_to_folder_with(
         digests: memo.computed,
         out: opts.out.clone(),
     })
+}
+
+/// What timing the digest on this machine gave (`gossipnet sim --processing digest`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Calibration {
+    /// The time of one digest the run uses: the median, in whole µs (at least 1).
+    pub per_copy: Duration,
+    /// Digests timed (after a few untimed to warm up).
+    pub digests: usize,
+    /// Their iterations.
+    pub iterations: u32,
+    /// The fastest, µs.
+    pub min_us: f64,
+    /// The median, µs, before rounding.
+    pub median_us: f64,
+    /// The mean, µs.
+    pub mean_us: f64,
+    /// The slowest, µs.
+    pub max_us: f64,
+}
+
+impl Calibration {
+    /// For `summary.json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "per_copy_us": self.per_copy.0,
+            "digests": self.digests,
+            "iterations": self.iterations,
+            "min_us": self.min_us,
+            "median_us": self.median_us,
+            "mean_us": self.mean_us,
+            "max_us": self.max_us,
+        })
+    }
+}
+
+/// Times digests of `iterations` iterations on this thread, one by one, as a peer hashes a
+/// copy of a message (on `wire`: the PBKDF2 digest of a gossip identity, or the reference's
+/// iterated SHA-512 of a padded body): as many as fit in about `budget`, from 10 to 2 000.
+/// The median stands for one copy: it is what `--processing digest` makes each peer spend,
+/// and the run records it, so that `--processing digest:DURATION` repeats the run without
+/// timing anything.
+pub fn calibrate_digest(
+    iterations: u32,
+    wire: sim_core::wire::Wire,
+    budget: std::time::Duration,
+) -> Calibration {
+    use sim_core::digest::{digest, reference_digest};
+    const WARM_UP: usize = 3;
+    const DIGESTS_MIN: usize = 10;
+    const DIGESTS_MAX: usize = 2000;
+    let hash = |k: usize| {
+        let identity = format!("1764547200.{k:06}:127.0.0.1:5000:#{}", k % 10 + 1);
+        match wire {
+            sim_core::wire::Wire::Line => digest(&identity, iterations),
+            sim_core::wire::Wire::Reference => {
+                let body = format!("{identity:<1024}");
+                reference_digest(body.as_bytes(), iterations)
+            }
+        }
+    };
+    let t0 = Instant::now();
+    for k in 0..WARM_UP {
+        std::hint::black_box(hash(k));
+    }
+    let each = t0.elapsed().as_secs_f64() / WARM_UP as f64;
+    let digests =
+        ((budget.as_secs_f64() / each.max(1e-9)) as usize).clamp(DIGESTS_MIN, DIGESTS_MAX);
+    let mut us: Vec<f64> = (0..digests)
+        .map(|k| {
+            let t0 = Instant::now();
+            std::hint::black_box(hash(WARM_UP + k));
+            t0.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    us.sort_by(f64::total_cmp);
+    let median_us = if digests % 2 == 1 {
+        us[digests / 2]
+    } else {
+        (us[digests / 2 - 1] + us[digests / 2]) / 2.0
+    };
+    Calibration {
+        per_copy: Duration((median_us.round() as u64).max(1)),
+        digests,
+        iterations,
+        min_us: us[0],
+        median_us,
+        mean_us: us.iter().sum::<f64>() / digests as f64,
+        max_us: us[digests - 1],
+    }
 }
 
 /// The default output folder of a run with `seed`.

@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 use sim_core::seed::Policy;
-use sim_core::sim::{Fault, Latency, SimConfig};
+use sim_core::sim::{Fault, Latency, Processing, SimConfig};
 use sim_core::time::Duration;
 use sim_core::topology::Topology;
 use sim_core::wire::Wire;
@@ -52,6 +52,9 @@ pub struct RunKeys {
     pub duration: Option<String>,
     /// Iterations of the dedup digest (`--hash-iterations`).
     pub hash_iterations: Option<u32>,
+    /// Time peers spend on each gossip copy (`--processing`: "none", "digest:280us" or
+    /// "digest:280us,loops:2"). The simulator's alone; a real run spends what it spends.
+    pub processing: Option<String>,
 }
 
 /// `[network]`.
@@ -318,6 +321,11 @@ impl<'a> Resolver<'a> {
         if let Some(v) = s.run.hash_iterations {
             cfg.hash_iterations = v;
         }
+        let fix = "write \"none\", \"digest:280us\" (each peer on its own processor) or \
+                   \"digest:280us,loops:2\" (peers sharing 2 event loops)";
+        if let Some(v) = self.value::<Processing>("run", "processing", &s.run.processing, fix) {
+            cfg.processing = v;
+        }
         if let Some(v) = s.network.seeds {
             cfg.seeds = v;
         }
@@ -510,6 +518,7 @@ name = "all keys"
 seed = 7
 duration = "90s"
 hash_iterations = 1000
+processing = "digest:280us,loops:2"
 [network]
 seeds = 2
 peers = 100
@@ -550,6 +559,7 @@ at = "70s"
             (7, 2, 100, 1000)
         );
         assert_eq!(c.duration, Duration::from_secs(90));
+        assert_eq!(c.processing, "digest:280us,loops:2".parse().unwrap());
         assert_eq!(c.join_interval, Duration::from_millis(50));
         assert_eq!(c.latency, "10ms..50ms".parse().unwrap());
         assert_eq!(c.peer.topology, "uniform:3".parse().unwrap());

@@ -728,6 +728,10 @@ impl Outbox {
             self.arm(timer, at);
         }
     }
+    /// Whether `timer` is due at `now` (nothing changes).
+    pub fn is_due(&self, timer: TimerId, now: Time) -> bool {
+        self.deadlines[timer.index()] <= now
+    }
     /// Whether `timer` is due at `now`; a due timer is disarmed (the caller re-arms it).
     pub fn take_due(&mut self, timer: TimerId, now: Time) -> bool {
         let slot = &mut self.deadlines[timer.index()];

@@ -526,6 +526,12 @@ impl PeerNode {
         }
     }
 
+    /// Whether a `Timer(timer)` input at `now` would act (the simulator's processing model
+    /// asks before it queues an origination).
+    pub fn timer_due(&self, timer: TimerId, now: Time) -> bool {
+        self.out.is_due(timer, now)
+    }
+
     fn timer(&mut self, timer: TimerId) {
         if !self.out.take_due(timer, self.now) {
             return; // late, duplicate or re-armed: the table says it is not due

@@ -7,6 +7,7 @@
 mod faults;
 pub mod layout;
 mod net;
+mod processing;
 mod queue;
 mod spoofer;
 mod trace;
@@ -21,6 +22,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use faults::Fault;
 pub use net::Latency;
+pub use processing::Processing;
 pub use spoofer::{Spoofer, Spoofing};
 
 use crate::addr::NodeAddr;
@@ -33,6 +35,7 @@ use crate::seed::{SeedConfig, SeedNode};
 use crate::time::{Duration, Time};
 use crate::wire::{Gossip, Message, Timestamp};
 use net::Network;
+use processing::{Admitted, Servers};
 use queue::{Entry, Kind, Queue};
 use trace::Trace;
 
@@ -57,6 +60,8 @@ pub struct SimConfig {
     pub seed_node: SeedConfig,
     /// PBKDF2 iterations of the dedup digest.
     pub hash_iterations: u32,
+    /// How long peers are busy with the gossip they handle ([`Processing`]; none by default).
+    pub processing: Processing,
     /// Peer `i` starts at `(i + 1) * join_interval`, as a runner script starts them in turn.
     pub join_interval: Duration,
     /// How long a connection attempt to a silent or partitioned host takes to fail.
@@ -95,6 +100,7 @@ impl Default for SimConfig {
             peer: PeerConfig::default(),
             seed_node: SeedConfig::default(),
             hash_iterations: crate::digest::ITERATIONS_DEFAULT,
+            processing: Processing::None,
             join_interval: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(3),
             addresses: None,
@@ -365,6 +371,8 @@ pub struct World {
     peer_ctx: Arc<PeerContext>,
     /// The spoofing client, node `seeds + peers`, if the run has one.
     spoofer: Option<Spoofer>,
+    /// The peers' servers, when gossip takes processing time (`--processing`).
+    servers: Option<Servers>,
 }
 
 impl World {
@@ -434,6 +442,7 @@ impl World {
             gossip: Vec::new(),
             peer_ctx,
             spoofer,
+            servers: Servers::new(cfg.processing, cfg.peers),
             cfg,
         };
         if w.spoofer.is_some() {
@@ -652,13 +661,73 @@ impl World {
             Kind::Timer => {
                 if self.is_current(e.a, e.b as u32) {
                     let timer = TimerId::ALL[usize::from(e.timer)];
+                    if let Some(peer) = self.originates(e.a, timer) {
+                        self.process(
+                            peer,
+                            Entry {
+                                kind: Kind::TimerProcessed,
+                                ..e
+                            },
+                        );
+                    } else {
+                        self.feed(e.a, Input::Timer(timer), obs);
+                    }
+                }
+            }
+            Kind::TimerProcessed => {
+                if self.is_current(e.a, e.b as u32) {
+                    let timer = TimerId::ALL[usize::from(e.timer)];
                     self.feed(e.a, Input::Timer(timer), obs);
+                }
+            }
+            Kind::TurnStart => {
+                // A loop reads its sockets in the order they became readable (the kernel's
+                // ready list), those that became readable together (one writer's flush) in
+                // the order they were opened (its tokens); then it fires its timers. So:
+                // copies by arrival, then by their link's age; originations last.
+                let net = &self.net;
+                let order = |arrived: Time, e: &Entry| match e.kind {
+                    Kind::GossipProcessed | Kind::OtherProcessed => {
+                        (0, arrived, net.get_raw(e.a).serial())
+                    }
+                    _ => (1, arrived, 0),
+                };
+                let jobs = match self.servers.as_mut() {
+                    Some(s) => s.turn(e.a, self.now, order),
+                    None => Vec::new(),
+                };
+                for (at, job) in jobs {
+                    self.schedule(at, job);
+                }
+            }
+            Kind::DeliverGossip | Kind::DeliverOther
+                if self.servers.is_some() && self.is_gossip(e) =>
+            {
+                let receiver = self.peer_index((e.b >> 32) as u32);
+                if let Some(peer) = receiver.filter(|_| self.arrives(e)) {
+                    // The link stays held until the copy is handled.
+                    let kind = match e.kind {
+                        Kind::DeliverGossip => Kind::GossipProcessed,
+                        _ => Kind::OtherProcessed,
+                    };
+                    self.process(peer, Entry { kind, ..e });
+                } else if receiver.is_none() {
+                    // Not a peer (nothing else hashes gossip): handled on arrival.
+                    self.net.release(e.a);
+                    let msg = self.materialize(e, self.now);
+                    self.deliver(e, msg, obs);
+                } else {
+                    self.net.release(e.a);
+                    // Taken out of its table; the receiver is gone.
+                    let _ = self.materialize(e, self.now);
                 }
             }
             Kind::DeliverGossip
             | Kind::DeliverRequest
             | Kind::DeliverReply
-            | Kind::DeliverOther => {
+            | Kind::DeliverOther
+            | Kind::GossipProcessed
+            | Kind::OtherProcessed => {
                 self.net.release(e.a);
                 let msg = self.materialize(e, self.now);
                 self.deliver(e, msg, obs);
@@ -687,7 +756,19 @@ impl World {
                 let e = WorldEvent::PartitionHealed(self.cfg.faults[e.a as usize].to_string());
                 self.world_event(e, obs);
             }
-            Kind::Originate => {
+            Kind::Originate if self.servers.is_some() => {
+                let node = self.cfg.seeds as u32 + e.a;
+                if self.nodes[node as usize].status == Status::Up {
+                    let e = Entry {
+                        kind: Kind::OriginateProcessed,
+                        ..e
+                    };
+                    self.process(e.a as usize, e);
+                } else {
+                    let _ = self.take_payload(e.b);
+                }
+            }
+            Kind::Originate | Kind::OriginateProcessed => {
                 if let Payload::Body(body) = self.take_payload(e.b) {
                     let node = self.cfg.seeds as u32 + e.a;
                     if self.nodes[node as usize].status == Status::Up {
@@ -699,11 +780,74 @@ impl World {
         }
     }
 
+    /// Queues `e`, a job of peer `peer`, for when the peer's server has done it and the
+    /// jobs before it (`--processing`).
+    fn process(&mut self, peer: usize, e: Entry) {
+        let Some(s) = self.servers.as_mut() else {
+            return;
+        };
+        match s.admit(peer, self.now, e) {
+            Admitted::At(at) => self.schedule(at, e),
+            Admitted::TurnAt(i, at) => self.schedule(at, Entry::new(Kind::TurnStart, i, 0)),
+            Admitted::Waiting => {}
+        }
+    }
+
+    /// When what node `node` sends now leaves: at once, or when the turn of its loop ends
+    /// (`--processing digest:D,loops:N`), as the driver writes a turn's frames after its
+    /// reads; so a link stays ordered.
+    fn departure(&self, node: u32) -> Time {
+        let Some(s) = &self.servers else {
+            return self.now;
+        };
+        self.peer_index(node)
+            .map_or(self.now, |peer| s.departure(peer, self.now))
+    }
+
+    /// The peer index of node `node`, if it is a peer.
+    fn peer_index(&self, node: u32) -> Option<usize> {
+        (node as usize)
+            .checked_sub(self.cfg.seeds)
+            .filter(|&i| i < self.peer_nodes.len())
+    }
+
+    /// With processing time, the peer that `timer`, due for node `node`, has originate a
+    /// message (a job for its server).
+    fn originates(&self, node: u32, timer: TimerId) -> Option<usize> {
+        if self.servers.is_none() || timer != TimerId::Gossip {
+            return None;
+        }
+        self.peer_index(node)
+            .filter(|&i| self.peer_nodes[i].timer_due(timer, self.now))
+    }
+
+    /// Whether delivery entry `e` carries a gossip message.
+    fn is_gossip(&self, e: Entry) -> bool {
+        match e.kind {
+            Kind::DeliverGossip => true,
+            Kind::DeliverOther => matches!(
+                self.payloads.get(e.b as u32 as usize),
+                Some(Payload::Msg(Message::Gossip(_)))
+            ),
+            _ => false,
+        }
+    }
+
+    /// Whether delivery entry `e` reaches its receiver: the link's end is open and held by
+    /// the receiver's current incarnation (what [`World::deliver`] checks).
+    fn arrives(&self, e: Entry) -> bool {
+        let (slot, to, node) = (e.a, usize::from(e.side), (e.b >> 32) as u32);
+        self.net.get(slot).is_some_and(|l| {
+            let end = l.ends[to];
+            l.is_open(to) && end.node == node && self.is_current(node, end.incarnation)
+        })
+    }
+
     /// The message a delivery entry due at `at` carries, taken out of its table.
     fn materialize(&mut self, e: Entry, at: Time) -> Option<Message> {
         let low = e.b as u32;
         match e.kind {
-            Kind::DeliverGossip => {
+            Kind::DeliverGossip | Kind::GossipProcessed => {
                 let slot = self.gossip.get_mut(low as usize)?;
                 let (g, n) = slot.as_mut()?;
                 let g = Arc::clone(g);
@@ -773,7 +917,7 @@ impl World {
                     return;
                 };
                 let lat = self.cfg.latency.sample(&mut self.rng);
-                let at = self.net.arrival(slot, to, self.now, lat);
+                let at = self.net.arrival(slot, to, self.departure(node), lat);
                 let entry = self.delivery(slot, to, node, msg, at);
                 self.schedule_on_link(at, entry);
             }
@@ -1121,6 +1265,9 @@ impl World {
         self.reset_links(node);
         let incarnation = self.nodes[node as usize].incarnation + 1;
         self.peer_nodes[peer] = Self::make_peer(&self.cfg, &self.peer_ctx, peer, incarnation);
+        if let Some(s) = self.servers.as_mut() {
+            s.reset(peer, self.now);
+        }
         let slot = &mut self.nodes[node as usize];
         slot.incarnation = incarnation;
         slot.status = Status::Waiting;

@@ -38,6 +38,16 @@ pub(super) enum Kind {
     PartitionHeals,
     /// `b` indexes the payload slab (the body).
     Originate,
+    /// A `DeliverGossip` whose processing time ended (`--processing`): handled now.
+    GossipProcessed,
+    /// A `DeliverOther` carrying gossip whose processing time ended.
+    OtherProcessed,
+    /// A gossip timer (an origination) whose processing time ended.
+    TimerProcessed,
+    /// An `Originate` whose processing time ended.
+    OriginateProcessed,
+    /// Event loop `a` begins a turn (`--processing digest:D,loops:N`).
+    TurnStart,
     /// A run of entries: `a` indexes the queue's run slab. Only ever inside the queue.
     Run,
 }
