@@ -272,6 +272,13 @@ struct SeedsArgs {
     /// The seed list: one IP:PORT a line, `#` comments.
     #[arg(long, default_value = "config.txt")]
     config: PathBuf,
+    /// Take the run settings, the seeds' protocol settings and the seed crashes of this
+    /// scenario file (README, "Scenarios"); every flag typed overrides it.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// The scenario's seed crashes (seed i: line i of the seed list).
+    #[arg(skip)]
+    faults: Vec<Fault>,
     #[command(flatten)]
     real: RealArgs,
 }
@@ -292,6 +299,18 @@ struct PeerArgs {
     /// reference's peer does (by default a process hashes each distinct message once).
     #[arg(long)]
     hash_per_peer: bool,
+    /// The peer's index in its network: it makes the random choices of peer INDEX of
+    /// `gossipnet sim` and a swarm, and takes that peer's faults from --scenario
+    /// [default: the port, so that two peers of one run seed choose differently].
+    #[arg(long)]
+    index: Option<usize>,
+    /// Take the run, protocol and message settings of this scenario file, and the faults of
+    /// peer --index (README, "Scenarios"); every flag typed overrides it.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// The scenario's faults of this peer (as peer 0).
+    #[arg(skip)]
+    faults: Vec<Fault>,
     #[command(flatten)]
     protocol: ProtocolArgs,
     #[command(flatten)]
@@ -530,8 +549,11 @@ fn main() -> ExitCode {
         Cmd::Bench(args) => bench(&args),
         Cmd::Campaign(args) => campaign(&args),
         Cmd::Seed(args) => seed(&args),
-        Cmd::Seeds(args) => seeds(&args),
-        Cmd::Peer(args) => peer(&args),
+        Cmd::Seeds(mut args) => seeds_scenario(&mut args, matches.subcommand_matches("seeds"))
+            .and_then(|()| seeds(&args)),
+        Cmd::Peer(mut args) => {
+            peer_scenario(&mut args, matches.subcommand_matches("peer")).and_then(|()| peer(&args))
+        }
         Cmd::Swarm(mut args) => swarm_scenario(&mut args, matches.subcommand_matches("swarm"))
             .and_then(|()| swarm(&args)),
         Cmd::Plot(args) => plot(&args.dir),
@@ -735,109 +757,106 @@ fn sim(args: SimArgs, matches: Option<&ArgMatches>) -> Result<(), String> {
     Ok(())
 }
 
-/// `gossipnet swarm --scenario FILE`: the file's keys into the swarm's settings, where no
-/// flag was typed for them. A key the file leaves out keeps the swarm's own default (a
-/// swarm without `[run] duration` runs until Ctrl-C).
-fn swarm_scenario(a: &mut SwarmArgs, matches: Option<&ArgMatches>) -> Result<(), String> {
-    let Some(file) = a.scenario.clone() else {
-        return Ok(());
+/// Whether flag `id` of the command `matches` holds was typed on the command line.
+fn typed_in(matches: Option<&ArgMatches>) -> impl Fn(&str) -> bool + '_ {
+    move |id: &str| matches.is_some_and(|m| m.value_source(id) == Some(ValueSource::CommandLine))
+}
+
+/// Sets `$field` to `$value` when the file has the key (`$present`) and flag `$id` was not
+/// typed.
+macro_rules! take {
+    ($typed:expr, $present:expr, $id:literal, $field:expr, $value:expr) => {
+        if $present && !$typed($id) {
+            $field = $value;
+        }
     };
-    let loaded = experiments::scenario::load(&file).map_err(|e| e.to_string())?;
-    let (s, c) = (&loaded.scenario, &loaded.config);
-    let typed =
-        |id: &str| matches.is_some_and(|m| m.value_source(id) == Some(ValueSource::CommandLine));
-    macro_rules! take {
-        ($present:expr, $id:literal, $field:expr, $value:expr) => {
-            if $present && !typed($id) {
-                $field = $value;
-            }
-        };
-    }
-    take!(s.run.seed.is_some(), "seed", a.real.seed, Some(c.seed));
+}
+
+/// A scenario's `[run]` and `[protocol]` keys (and, for a command that runs peers, its
+/// `[network] topology` and `[messages]`) into a real command's settings, where no flag was
+/// typed for them.
+fn real_scenario(
+    l: &experiments::scenario::Loaded,
+    real: &mut RealArgs,
+    protocol: Option<&mut ProtocolArgs>,
+    typed: &dyn Fn(&str) -> bool,
+) {
+    let (s, c) = (&l.scenario, &l.config);
+    take!(typed, s.run.seed.is_some(), "seed", real.seed, Some(c.seed));
     take!(
+        typed,
         s.run.duration.is_some(),
         "duration",
-        a.real.duration,
+        real.duration,
         Some(c.duration)
     );
     take!(
+        typed,
         s.run.hash_iterations.is_some(),
         "hash_iterations",
-        a.real.hash_iterations,
+        real.hash_iterations,
         c.hash_iterations
-    );
-    take!(s.network.peers.is_some(), "peers", a.peers, c.peers);
-    take!(
-        s.network.join_interval.is_some(),
-        "join_interval",
-        a.join_interval,
-        c.join_interval
-    );
-    take!(
-        s.network.topology.is_some(),
-        "topology",
-        a.protocol.topology,
-        c.peer.topology
     );
     let p = &s.protocol;
     take!(
-        p.liveness_interval.is_some(),
-        "liveness_interval",
-        a.protocol.liveness_interval,
-        c.peer.liveness_interval
-    );
-    take!(
-        p.misses.is_some(),
-        "misses",
-        a.protocol.misses,
-        c.peer.misses_max
-    );
-    take!(
+        typed,
         p.removal.is_some(),
         "removal",
-        a.real.removal,
+        real.removal,
         c.seed_node.removal
     );
     take!(
+        typed,
         p.admission.is_some(),
         "admission",
-        a.real.admission,
+        real.admission,
         Some(c.seed_node.admission)
     );
-    take!(p.wire.is_some(), "wire", a.real.wire, c.peer.wire);
+    take!(typed, p.wire.is_some(), "wire", real.wire, c.peer.wire);
+    let Some(a) = protocol else { return };
     take!(
+        typed,
+        s.network.topology.is_some(),
+        "topology",
+        a.topology,
+        c.peer.topology
+    );
+    take!(
+        typed,
+        p.liveness_interval.is_some(),
+        "liveness_interval",
+        a.liveness_interval,
+        c.peer.liveness_interval
+    );
+    take!(
+        typed,
+        p.misses.is_some(),
+        "misses",
+        a.misses,
+        c.peer.misses_max
+    );
+    take!(
+        typed,
         s.messages.interval.is_some(),
         "gossip_interval",
-        a.protocol.gossip_interval,
+        a.gossip_interval,
         c.peer.gossip_interval
     );
     take!(
+        typed,
         s.messages.count.is_some(),
         "gossip_count",
-        a.protocol.gossip_count,
+        a.gossip_count,
         c.peer.gossip_count
     );
-    let ignored = [
-        (
-            s.network.seeds.is_some(),
-            "[network] seeds (the seeds are config.txt's)",
-        ),
-        (
-            s.network.latency.is_some(),
-            "[network] latency (a real network has its own)",
-        ),
-        (
-            s.run.processing.is_some(),
-            "[run] processing (real peers spend what they spend; --hash-per-peer has each \
-             hash every copy)",
-        ),
-    ];
-    // The timeline's peers are the swarm's; this process runs peers FIRST.. of them (a
-    // swarm in several processes gives each its share).
-    let (first, n) = (a.first_index, a.peers);
+}
+
+/// The timeline's faults of peers `first..first + n` (the scenario's indices), renumbered
+/// from 0 as a process that runs those peers numbers them; partitions and seed crashes as
+/// they are.
+fn local_faults(faults: &[Fault], first: usize, n: usize) -> Vec<Fault> {
     let local = |p: usize| p.checked_sub(first).filter(|&i| i < n);
-    a.faults = c
-        .faults
+    faults
         .iter()
         .filter_map(|f| match *f {
             Fault::Crash { peer, at } => local(peer).map(|peer| Fault::Crash { peer, at }),
@@ -848,15 +867,147 @@ fn swarm_scenario(a: &mut SwarmArgs, matches: Option<&ArgMatches>) -> Result<(),
             Fault::Reset { peer, at } => local(peer).map(|peer| Fault::Reset { peer, at }),
             ref other => Some(other.clone()),
         })
-        .collect();
+        .collect()
+}
+
+/// Says which of a scenario's keys a real command does not use.
+fn unused(command: &str, file: &Path, ignored: &[(bool, &str)]) {
     for (present, what) in ignored {
-        if present {
+        if *present {
             eprintln!(
-                "gossipnet swarm: {}: not used by a real swarm: {what}",
+                "gossipnet {command}: {}: not used by {what}",
                 file.display()
             );
         }
     }
+}
+
+/// `gossipnet swarm --scenario FILE`: the file's keys into the swarm's settings, where no
+/// flag was typed for them. A key the file leaves out keeps the swarm's own default (a
+/// swarm without `[run] duration` runs until Ctrl-C).
+fn swarm_scenario(a: &mut SwarmArgs, matches: Option<&ArgMatches>) -> Result<(), String> {
+    let Some(file) = a.scenario.clone() else {
+        return Ok(());
+    };
+    let loaded = experiments::scenario::load(&file).map_err(|e| e.to_string())?;
+    let typed = typed_in(matches);
+    real_scenario(&loaded, &mut a.real, Some(&mut a.protocol), &typed);
+    let (s, c) = (&loaded.scenario, &loaded.config);
+    take!(typed, s.network.peers.is_some(), "peers", a.peers, c.peers);
+    take!(
+        typed,
+        s.network.join_interval.is_some(),
+        "join_interval",
+        a.join_interval,
+        c.join_interval
+    );
+    // The timeline's peers are the swarm's; this process runs peers FIRST.. of them (a
+    // swarm in several processes gives each its share).
+    a.faults = local_faults(&c.faults, a.first_index, a.peers);
+    unused(
+        "swarm",
+        &file,
+        &[
+            (
+                s.network.seeds.is_some(),
+                "a real swarm: [network] seeds (the seeds are config.txt's)",
+            ),
+            (
+                s.network.latency.is_some(),
+                "a real swarm: [network] latency (a real network has its own)",
+            ),
+            (
+                s.run.processing.is_some(),
+                "a real swarm: [run] processing (real peers spend what they spend; \
+                 --hash-per-peer has each hash every copy)",
+            ),
+        ],
+    );
+    Ok(())
+}
+
+/// `gossipnet seeds --scenario FILE`: the file's `[run]` and the seeds' `[protocol]` keys
+/// where no flag was typed, and its seed crashes, seed i being line i of `config.txt`.
+fn seeds_scenario(a: &mut SeedsArgs, matches: Option<&ArgMatches>) -> Result<(), String> {
+    let Some(file) = a.scenario.clone() else {
+        return Ok(());
+    };
+    let loaded = experiments::scenario::load(&file).map_err(|e| e.to_string())?;
+    real_scenario(&loaded, &mut a.real, None, &typed_in(matches));
+    let (s, c) = (&loaded.scenario, &loaded.config);
+    a.faults = c
+        .faults
+        .iter()
+        .filter(|f| matches!(f, Fault::SeedCrash { .. }))
+        .cloned()
+        .collect();
+    let peer_faults = c.faults.len() - a.faults.len();
+    unused(
+        "seeds",
+        &file,
+        &[
+            (
+                s.network.seeds.is_some(),
+                "a seeds process: [network] seeds (the seeds are config.txt's)",
+            ),
+            (
+                s.network.latency.is_some(),
+                "a seeds process: [network] latency (a real network has its own)",
+            ),
+            (
+                peer_faults > 0,
+                "a seeds process: the peers' faults (the process that runs a peer injects them)",
+            ),
+        ],
+    );
+    Ok(())
+}
+
+/// `gossipnet peer --scenario FILE`: the file's `[run]`, `[protocol]`, `[messages]` and
+/// `[network] topology` keys where no flag was typed, and the faults of peer `--index`.
+fn peer_scenario(a: &mut PeerArgs, matches: Option<&ArgMatches>) -> Result<(), String> {
+    let Some(file) = a.scenario.clone() else {
+        return Ok(());
+    };
+    let loaded = experiments::scenario::load(&file).map_err(|e| e.to_string())?;
+    real_scenario(
+        &loaded,
+        &mut a.real,
+        Some(&mut a.protocol),
+        &typed_in(matches),
+    );
+    let (s, c) = (&loaded.scenario, &loaded.config);
+    let mine = a
+        .index
+        .map_or_else(Vec::new, |i| local_faults(&c.faults, i, 1));
+    a.faults = mine
+        .into_iter()
+        .filter(|f| !matches!(f, Fault::Partition { .. } | Fault::SeedCrash { .. }))
+        .collect();
+    let named = c
+        .faults
+        .iter()
+        .any(|f| !matches!(f, Fault::Partition { .. } | Fault::SeedCrash { .. }));
+    unused(
+        "peer",
+        &file,
+        &[
+            (
+                s.network.latency.is_some(),
+                "a real peer: [network] latency (a real network has its own)",
+            ),
+            (
+                c.faults
+                    .iter()
+                    .any(|f| matches!(f, Fault::Partition { .. })),
+                "a peer process: partitions (a swarm or `gossipnet lab` makes them)",
+            ),
+            (
+                a.index.is_none() && named,
+                "a peer process without --index: the peers' faults (give the peer's index)",
+            ),
+        ],
+    );
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use net_real::app::{
-    AppOptions, RunSummary, Verbosity, run_peers, run_peers_with_faults, run_seeds,
+    AppOptions, RunSummary, Verbosity, run_peers_with_faults, run_seeds, run_seeds_with_faults,
 };
 use net_real::{Listen, read_config};
 use sim_core::addr::NodeAddr;
@@ -252,7 +252,7 @@ pub fn seeds(a: &SeedsArgs) -> Result<(), String> {
         fellows: addrs,
         ..seed_config(&a.real)
     };
-    summary(&run_seeds(&listens, &cfg, opts)?);
+    summary(&run_seeds_with_faults(&listens, &cfg, opts, &a.faults)?);
     Ok(())
 }
 
@@ -287,13 +287,15 @@ pub fn peer(a: &PeerArgs) -> Result<(), String> {
         &format!("peer ({} seeds in {})", seeds.len(), a.config.display()),
         &opts,
     );
-    // RNG index: the port, so that two peers of one run seed choose differently.
-    summary(&run_peers(
+    // RNG index: the peer's index, or else the port, so that two peers of one run seed
+    // choose differently.
+    summary(&run_peers_with_faults(
         &[listen],
-        usize::from(port),
+        a.index.unwrap_or(usize::from(port)),
         &seeds,
         &cfg,
         opts,
+        &a.faults,
     )?);
     Ok(())
 }

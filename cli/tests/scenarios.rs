@@ -240,3 +240,98 @@ at = "1s"
     let text = swarm(&["--peers", "1", "--quiet"]);
     assert!(text.contains("peers (alive at end)      1 (1)"), "{text}");
 }
+
+/// A run folder's summary.json.
+fn summary_of(out: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
+    serde_json::from_str(&text).expect("summary.json is JSON")
+}
+
+/// The `Fault: ` lines of a run folder's log.
+fn faults_logged(out: &Path) -> Vec<String> {
+    let log = std::fs::read_to_string(out.join("outputfile.log")).expect("the log");
+    log.lines()
+        .filter_map(|l| l.split_once("Fault: ").map(|(_, f)| f.to_owned()))
+        .collect()
+}
+
+#[test]
+fn seeds_and_a_peer_take_their_settings_and_faults_from_a_scenario() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let d = dir.path();
+    // Two seeds on ports the OS has just given out and let go; seed 1 crashes.
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port()
+        })
+        .collect();
+    let config = format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]);
+    std::fs::write(d.join("config.txt"), config).expect("written");
+    let scenario = r#"
+[run]
+duration = "1500ms"
+hash_iterations = 10
+[protocol]
+removal = "trust"
+[messages]
+count = 2
+[[fault]]
+kind = "seed-crash"
+seed = 1
+at = "500ms"
+[[fault]]
+kind = "crash"
+peer = 3
+at = "800ms"
+[[fault]]
+kind = "silent-fail"
+peer = 4
+at = "800ms"
+"#;
+    std::fs::write(d.join("s.toml"), scenario).expect("written");
+    let path = |p: &str| d.join(p).display().to_string();
+    let (text, ok) = run(&[
+        "seeds",
+        "--scenario",
+        &path("s.toml"),
+        "--config",
+        &path("config.txt"),
+        "--out",
+        &path("seeds"),
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("not used by a seeds process: the peers' faults"),
+        "{text}"
+    );
+    assert_eq!(
+        faults_logged(&d.join("seeds")),
+        [format!("127.0.0.1:{} crashed", ports[1])],
+    );
+    let wall = summary_of(&d.join("seeds"))["wall_time_s"].as_f64();
+    assert!(wall.is_some_and(|w| (1.5..3.0).contains(&w)), "{wall:?}");
+
+    // Peer 3 of the scenario crashes; peer 4's silent failure is not its own.
+    let (text, ok) = run(&[
+        "peer",
+        "--scenario",
+        &path("s.toml"),
+        "--index",
+        "3",
+        "--port",
+        "0",
+        "--config",
+        &path("config.txt"),
+        "--out",
+        &path("peer"),
+    ]);
+    assert!(ok, "{text}");
+    let logged = faults_logged(&d.join("peer"));
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(logged[0].ends_with(" crashed"), "{logged:?}");
+    let summary = summary_of(&d.join("peer"));
+    assert_eq!(summary["parameters"]["gossip_count"], 2, "{summary:#}");
+}

@@ -82,6 +82,19 @@ pub fn run_seeds(
     cfg: &SeedConfig,
     opts: AppOptions,
 ) -> Result<RunSummary, String> {
+    run_seeds_with_faults(listens, cfg, opts, &[])
+}
+
+/// As [`run_seeds`], with the seed crashes of a fault timeline injected as they fall due
+/// on the process's clock (seed `i` is `listens[i]`): the seed stops at once, as
+/// [`NodeHandle::kill`] does, and the crash is recorded. Other faults are the peers'
+/// processes' to inject: named once at the start.
+pub fn run_seeds_with_faults(
+    listens: &[Listen],
+    cfg: &SeedConfig,
+    opts: AppOptions,
+    faults: &[Fault],
+) -> Result<RunSummary, String> {
     let rt = runtime(&opts, listens.len() > 1);
     let mut nodes = Vec::new();
     for (j, l) in listens.iter().enumerate() {
@@ -97,7 +110,25 @@ pub fn run_seeds(
         "bad_frames_max": cfg.bad_frames_max,
         "handshake_timeout_s": cfg.handshake_timeout.secs_f64(),
     });
-    finish(rt, nodes, opts, params, None)
+    let mut plan = FaultPlan {
+        due: Vec::new(),
+        heals: Vec::new(),
+        listens: Vec::new(),
+        first_index: 0,
+        seeds: Vec::new(),
+        cfg: PeerConfig::default(),
+    };
+    for f in faults {
+        match f {
+            Fault::SeedCrash { seed, .. } if *seed < nodes.len() => plan.due.push(f.clone()),
+            other => say(
+                &opts,
+                format!("not injected: {other} (the process that runs the peer injects it)"),
+            ),
+        }
+    }
+    plan.schedule();
+    finish(rt, nodes, opts, params, Some(plan))
 }
 
 /// Peers at `listens` (peer `i` uses RNG index `first_index + i`), started one every
@@ -209,10 +240,7 @@ pub fn run_peers_with_faults(
             ),
         }
     }
-    // Latest first, and faults due at one instant popped in the timeline's order (the sort is
-    // stable, so the reversal keeps them reversed).
-    plan.due.reverse();
-    plan.due.sort_by_key(|f| std::cmp::Reverse(f.at()));
+    plan.schedule();
     finish(rt, nodes, opts, params, Some(plan))
 }
 
@@ -229,6 +257,13 @@ struct FaultPlan {
 }
 
 impl FaultPlan {
+    /// Orders the faults latest first, those due at one instant so that they are popped in
+    /// the timeline's order (the sort is stable, so the reversal keeps them reversed).
+    fn schedule(&mut self) {
+        self.due.reverse();
+        self.due.sort_by_key(|f| std::cmp::Reverse(f.at()));
+    }
+
     /// When the next fault falls due.
     fn next_at(&self) -> Option<Time> {
         let heal = self.heals.iter().map(|(t, _)| *t).min();
@@ -300,8 +335,12 @@ impl FaultPlan {
                         h.reset();
                     }
                 }
-                // A swarm runs no seed: not planned.
-                Fault::SeedCrash { .. } => {}
+                // Planned only by a seeds process, whose nodes are its seeds.
+                Fault::SeedCrash { seed, .. } => {
+                    if let Some(h) = nodes.get_mut(seed).and_then(Option::take) {
+                        h.kill();
+                    }
+                }
             }
         }
     }
@@ -343,7 +382,9 @@ fn finish(
 ) -> Result<RunSummary, String> {
     let mut nodes: Vec<Option<NodeHandle>> = nodes.into_iter().map(Some).collect();
     let started = Instant::now();
-    let deadline = opts.duration.map(|d| started + d);
+    // The run's length counts from the process's clock epoch, as the fault timeline does:
+    // a swarm's joins are part of it, as a simulated run's are.
+    let deadline = opts.duration.map(|d| rt.clock().instant(Time::ZERO) + d);
     let status_every = StdDuration::from_secs(5);
     let mut next_status = started + status_every;
     loop {
