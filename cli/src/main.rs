@@ -870,12 +870,34 @@ fn local_faults(faults: &[Fault], first: usize, n: usize) -> Vec<Fault> {
         .collect()
 }
 
-/// Says which of a scenario's keys a real command does not use.
-fn unused(command: &str, file: &Path, ignored: &[(bool, &str)]) {
-    for (present, what) in ignored {
+/// Says which of a scenario's keys real command `command` (`who` runs it) does not use:
+/// the seed count, the latency and the processing model, and `more`.
+fn unused(
+    command: &str,
+    who: &str,
+    file: &Path,
+    s: &experiments::scenario::Scenario,
+    more: &[(bool, &str)],
+) {
+    let common = [
+        (
+            s.network.seeds.is_some(),
+            "[network] seeds (the seeds are config.txt's)",
+        ),
+        (
+            s.network.latency.is_some(),
+            "[network] latency (a real network has its own)",
+        ),
+        (
+            s.run.processing.is_some(),
+            "[run] processing (real peers spend what they spend; --hash-per-peer has each \
+             hash every copy)",
+        ),
+    ];
+    for (present, what) in common.iter().chain(more) {
         if *present {
             eprintln!(
-                "gossipnet {command}: {}: not used by {what}",
+                "gossipnet {command}: {}: not used by {who}: {what}",
                 file.display()
             );
         }
@@ -904,25 +926,7 @@ fn swarm_scenario(a: &mut SwarmArgs, matches: Option<&ArgMatches>) -> Result<(),
     // The timeline's peers are the swarm's; this process runs peers FIRST.. of them (a
     // swarm in several processes gives each its share).
     a.faults = local_faults(&c.faults, a.first_index, a.peers);
-    unused(
-        "swarm",
-        &file,
-        &[
-            (
-                s.network.seeds.is_some(),
-                "a real swarm: [network] seeds (the seeds are config.txt's)",
-            ),
-            (
-                s.network.latency.is_some(),
-                "a real swarm: [network] latency (a real network has its own)",
-            ),
-            (
-                s.run.processing.is_some(),
-                "a real swarm: [run] processing (real peers spend what they spend; \
-                 --hash-per-peer has each hash every copy)",
-            ),
-        ],
-    );
+    unused("swarm", "a real swarm", &file, s, &[]);
     Ok(())
 }
 
@@ -944,21 +948,13 @@ fn seeds_scenario(a: &mut SeedsArgs, matches: Option<&ArgMatches>) -> Result<(),
     let peer_faults = c.faults.len() - a.faults.len();
     unused(
         "seeds",
+        "a seeds process",
         &file,
-        &[
-            (
-                s.network.seeds.is_some(),
-                "a seeds process: [network] seeds (the seeds are config.txt's)",
-            ),
-            (
-                s.network.latency.is_some(),
-                "a seeds process: [network] latency (a real network has its own)",
-            ),
-            (
-                peer_faults > 0,
-                "a seeds process: the peers' faults (the process that runs a peer injects them)",
-            ),
-        ],
+        s,
+        &[(
+            peer_faults > 0,
+            "the peers' faults (the process that runs a peer injects them)",
+        )],
     );
     Ok(())
 }
@@ -990,21 +986,19 @@ fn peer_scenario(a: &mut PeerArgs, matches: Option<&ArgMatches>) -> Result<(), S
         .any(|f| !matches!(f, Fault::Partition { .. } | Fault::SeedCrash { .. }));
     unused(
         "peer",
+        "a peer process",
         &file,
+        s,
         &[
-            (
-                s.network.latency.is_some(),
-                "a real peer: [network] latency (a real network has its own)",
-            ),
             (
                 c.faults
                     .iter()
                     .any(|f| matches!(f, Fault::Partition { .. })),
-                "a peer process: partitions (a swarm or `gossipnet lab` makes them)",
+                "partitions (a swarm or `gossipnet lab` makes them)",
             ),
             (
                 a.index.is_none() && named,
-                "a peer process without --index: the peers' faults (give the peer's index)",
+                "the peers' faults without --index (give the peer's index)",
             ),
         ],
     );
