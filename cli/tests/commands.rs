@@ -49,12 +49,16 @@ impl Guard {
     /// The first stdout line containing `text`, within the timeout.
     fn line_with(&self, text: &str) -> String {
         let deadline = Instant::now() + PROCESS_TIMEOUT;
+        let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(l) if l.contains(text) => return l,
-                Ok(_) => {}
-                Err(e) => panic!("no line with {text:?}: {e}"),
+                Ok(l) => seen.push(l),
+                Err(e) => panic!(
+                    "no line with {text:?}: {e}; the lines since:\n{}",
+                    seen.join("\n")
+                ),
             }
         }
     }
