@@ -242,6 +242,12 @@ struct RealArgs {
     /// Event-loop threads that drive this process's nodes [default: one per core].
     #[arg(long, default_value_t = 0, hide_default_value = true)]
     loops: usize,
+    /// One-way latency the driver adds to every frame a node writes, as `gossipnet sim
+    /// --latency` models a link's: fixed (20ms) or uniform per frame (10ms..50ms), on top of
+    /// the real network's own delay; frames keep their order on a connection [default:
+    /// none].
+    #[arg(long, value_name = "L")]
+    latency: Option<Latency>,
     /// Print only the final summary.
     #[arg(long, short, conflicts_with = "verbose")]
     quiet: bool,
@@ -772,7 +778,7 @@ macro_rules! take {
     };
 }
 
-/// A scenario's `[run]` and `[protocol]` keys (and, for a command that runs peers, its
+/// A scenario's `[run]`, `[protocol]` and `[network] latency` keys (and, for a command that runs peers, its
 /// `[network] topology` and `[messages]`) into a real command's settings, where no flag was
 /// typed for them.
 fn real_scenario(
@@ -813,6 +819,14 @@ fn real_scenario(
         Some(c.seed_node.admission)
     );
     take!(typed, p.wire.is_some(), "wire", real.wire, c.peer.wire);
+    // The driver holds every frame for it, on top of the real network's own delay.
+    take!(
+        typed,
+        s.network.latency.is_some(),
+        "latency",
+        real.latency,
+        Some(c.latency)
+    );
     let Some(a) = protocol else { return };
     take!(
         typed,
@@ -871,7 +885,7 @@ fn local_faults(faults: &[Fault], first: usize, n: usize) -> Vec<Fault> {
 }
 
 /// Says which of a scenario's keys real command `command` (`who` runs it) does not use:
-/// the seed count, the latency and the processing model, and `more`.
+/// the seed count and the processing model, and `more`.
 fn unused(
     command: &str,
     who: &str,
@@ -883,10 +897,6 @@ fn unused(
         (
             s.network.seeds.is_some(),
             "[network] seeds (the seeds are config.txt's)",
-        ),
-        (
-            s.network.latency.is_some(),
-            "[network] latency (a real network has its own)",
         ),
         (
             s.run.processing.is_some(),

@@ -67,6 +67,7 @@ fn options(
         join_interval: std::time::Duration::ZERO,
         gossip_from_stdin: false,
         loops: real.loops,
+        latency: real.latency,
     })
 }
 
@@ -143,8 +144,12 @@ fn header(what: &str, opts: &AppOptions) {
         } else {
             ""
         };
+        let latency = match opts.latency {
+            Some(l) => format!(", latency {l} a frame"),
+            None => String::new(),
+        };
         println!(
-            "gossipnet {what}: run seed {}, {} digest iterations{each}, {until}; output {}",
+            "gossipnet {what}: run seed {}, {} digest iterations{each}{latency}, {until}; output {}",
             opts.run_seed,
             opts.hash_iterations,
             opts.out.display()

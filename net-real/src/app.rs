@@ -12,7 +12,7 @@ use sim_core::node::Event;
 use sim_core::peer::PeerConfig;
 use sim_core::report::{Outcome, write_folder};
 use sim_core::seed::SeedConfig;
-use sim_core::sim::{Fault, WorldEvent, peer_rng, seed_rng};
+use sim_core::sim::{Fault, Latency, WorldEvent, peer_rng, seed_rng};
 use sim_core::time::Time;
 
 use crate::runtime::{Console, Happening, Listen, NodeHandle, Runtime, RuntimeOptions};
@@ -53,6 +53,8 @@ pub struct AppOptions {
     pub gossip_from_stdin: bool,
     /// Event-loop threads; 0: one per core.
     pub loops: usize,
+    /// One-way latency added to every frame (see [`RuntimeOptions::latency`]).
+    pub latency: Option<Latency>,
 }
 
 /// What a finished run reports.
@@ -109,6 +111,7 @@ pub fn run_seeds_with_faults(
         "peer_list_max": cfg.peer_list_max,
         "bad_frames_max": cfg.bad_frames_max,
         "handshake_timeout_s": cfg.handshake_timeout.secs_f64(),
+        "latency": latency_param(opts.latency),
     });
     let mut plan = FaultPlan {
         due: Vec::new(),
@@ -207,6 +210,7 @@ pub fn run_peers_with_faults(
         "topology": cfg.topology.to_string(),
         "bad_frames_max": cfg.bad_frames_max,
         "join_interval_s": opts.join_interval.as_secs_f64(),
+        "latency": latency_param(opts.latency),
     });
     // A restarted peer listens where it listened (on the port the OS gave it, if it chose).
     let restarts = nodes
@@ -357,8 +361,17 @@ fn runtime(opts: &AppOptions, many: bool) -> Runtime {
         console,
         loops: opts.loops,
         log_file: Some(opts.out.join("outputfile.log")),
+        latency: opts.latency,
         ..RuntimeOptions::default()
     })
+}
+
+/// The latency of a run for `summary.json`'s parameters: as `gossipnet sim` writes it
+/// (`20ms`, `10ms..50ms`; zero when none was added).
+fn latency_param(latency: Option<Latency>) -> String {
+    latency
+        .unwrap_or(Latency::Fixed(sim_core::time::Duration(0)))
+        .to_string()
 }
 
 fn say(opts: &AppOptions, text: String) {

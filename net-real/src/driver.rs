@@ -27,11 +27,12 @@ use std::time::Duration as StdDuration;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
+use rand_chacha::ChaCha8Rng;
 use sim_core::addr::NodeAddr;
 use sim_core::limits::FRAME_BYTES_MAX;
 use sim_core::node::{ConnId, Input, Node, Output, TimerId};
 use sim_core::refwire::{self, Framer};
-use sim_core::sim::WorldEvent;
+use sim_core::sim::{Latency, WorldEvent};
 use sim_core::time::{Duration, Time};
 use sim_core::wire::{Gossip, Message, Wire, WireError, decode};
 
@@ -48,6 +49,10 @@ pub struct IoLimits {
     pub write_timeout: StdDuration,
     /// How long a dial may take.
     pub connect_timeout: StdDuration,
+    /// Frames one connection may hold for the latency model (sent, not yet due) before it
+    /// is closed: the memory bound of `--latency` (a node sending faster than this many
+    /// frames per latency on one connection).
+    pub held_frames_max: usize,
 }
 
 impl Default for IoLimits {
@@ -56,6 +61,7 @@ impl Default for IoLimits {
             write_queue_frames_max: 1024,
             write_timeout: StdDuration::from_secs(10),
             connect_timeout: StdDuration::from_secs(3),
+            held_frames_max: 16 * 1024,
         }
     }
 }
@@ -83,6 +89,8 @@ pub(crate) enum Cmd {
         key: usize,
         wire: Wire,
         seed: bool,
+        /// The node's latency draws (with a latency model).
+        latency_rng: Option<Box<ChaCha8Rng>>,
     },
     /// A peer originates a message.
     Originate { key: usize, body: String },
@@ -181,8 +189,53 @@ struct Conn {
     progress: Time,
     /// The node closed it, or stopped: write what waits, then close.
     closing: bool,
+    /// Frames held for the latency model until they are due (only with a latency model: at
+    /// zero latency a frame goes straight to `out`).
+    hold: Option<Box<Hold>>,
     /// The socket's descriptor, counted against the budget.
     _fd: FdToken,
+}
+
+/// The frames a connection holds for the latency model, each until it is due, as the
+/// simulator's link holds a message for its latency. Due times never decrease along the
+/// queue (a frame is due no earlier than the one before it), so a later frame never leaves
+/// before an earlier one, as on a simulated link.
+struct Hold {
+    /// The held frames' bytes, from `from` on.
+    bytes: Vec<u8>,
+    from: usize,
+    /// When each held frame is due and where it ends in `bytes`. A close is an entry with
+    /// no bytes: the connection closes once what came before it is written.
+    queue: VecDeque<(Time, usize)>,
+    /// No frame leaves before this: a dialed connection's handshake takes two one-way
+    /// latencies after it connected (SYN and SYN-ACK), as in the simulator.
+    open_at: Time,
+    /// The latest due time given on the connection.
+    last_due: Time,
+    /// The due time of the release timer in the loop's heap for this connection, NEVER if
+    /// none: one timer a connection at a time, for the front of the queue.
+    armed: Time,
+}
+
+impl Hold {
+    fn new(open_at: Time) -> Box<Self> {
+        Box::new(Hold {
+            bytes: Vec::new(),
+            from: 0,
+            queue: VecDeque::new(),
+            open_at,
+            last_due: open_at,
+            armed: Time::NEVER,
+        })
+    }
+
+    /// When a frame sent at `now` with `delay` is due: after the handshake, then the delay,
+    /// and never before the frame sent before it.
+    fn due(&mut self, now: Time, delay: Duration) -> Time {
+        let due = (now.max(self.open_at) + delay).max(self.last_due);
+        self.last_due = due;
+        due
+    }
 }
 
 impl Conn {
@@ -197,6 +250,7 @@ impl Conn {
         now: Time,
         fd: FdToken,
         framing: Framing,
+        hold: Option<Box<Hold>>,
     ) -> Self {
         Conn {
             node,
@@ -215,8 +269,14 @@ impl Conn {
             ends: VecDeque::new(),
             progress: now,
             closing: false,
+            hold,
             _fd: fd,
         }
+    }
+
+    /// Nothing waits on it: every frame written, none held.
+    fn drained(&self) -> bool {
+        self.sent == self.out.len() && self.hold.as_ref().is_none_or(|h| h.queue.is_empty())
     }
 }
 
@@ -256,6 +316,9 @@ struct Slot {
     /// Open connections: the socket token of each.
     conns: BTreeMap<ConnId, usize>,
     next_conn: u64,
+    /// Where its latency draws come from (with a latency model): seeded from the run seed
+    /// and the node's index, apart from the machine's own RNG.
+    latency_rng: Option<Box<ChaCha8Rng>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -267,6 +330,11 @@ enum Due {
     },
     /// An accept that failed for want of resources, tried again.
     Accept {
+        token: usize,
+    },
+    /// Held frames of the connection at `token` fall due (a stale one, of a connection that
+    /// is gone, finds nothing due or a connection with its own timer, and does nothing).
+    Release {
         token: usize,
     },
 }
@@ -295,6 +363,9 @@ struct Loop {
     wires: BTreeMap<NodeAddr, Wire>,
     /// A partition in force (a fault): frames between its two groups are held.
     partition: Option<Arc<(BTreeSet<NodeAddr>, BTreeSet<NodeAddr>)>>,
+    /// The one-way latency every frame a node writes is held for (`--latency`); `None` at
+    /// zero latency, where nothing is held, timed or drawn.
+    latency: Option<Latency>,
     scratch: Box<[u8]>,
     /// Counts of this loop not yet added to the process's (each tick and stop): atomics
     /// shared by two loops cost a cache-line transfer on every frame.
@@ -308,6 +379,7 @@ struct Loop {
 
 impl Loop {
     fn new(index: usize, poll: Poll, rx: Receiver<Cmd>, shared: Arc<Shared>, io: IoLimits) -> Self {
+        let latency = shared.latency;
         Loop {
             index,
             poll,
@@ -325,6 +397,7 @@ impl Loop {
             encoded: None,
             wires: BTreeMap::new(),
             partition: None,
+            latency,
             scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
             counts: crate::stats::Counts::default(),
             overloaded: false,
@@ -380,7 +453,7 @@ impl Loop {
                 let deadline =
                     *exit_deadline.get_or_insert_with(|| std::time::Instant::now() + EXIT_FLUSH);
                 let waiting = self.socks.iter().flatten().any(|s| match s {
-                    Sock::Conn(c) => c.sent < c.out.len(),
+                    Sock::Conn(c) => !c.drained(),
                     Sock::Listener { .. } => false,
                 });
                 if !waiting || std::time::Instant::now() >= deadline {
@@ -582,7 +655,10 @@ impl Loop {
         let id = ConnId::new(slot.next_conn);
         slot.next_conn += 1;
         let framing = self.framing_for(node, remote, !outbound);
-        let conn = Conn::new(node, id, stream, remote, None, !outbound, now, fd, framing);
+        let hold = self.latency.map(|_| Hold::new(now));
+        let conn = Conn::new(
+            node, id, stream, remote, None, !outbound, now, fd, framing, hold,
+        );
         let t = self.insert_sock(Sock::Conn(Box::new(conn)));
         debug_assert_eq!(t, token, "the token registered is the slot taken");
         if let Some(slot) = self.nodes.get_mut(&node) {
@@ -641,6 +717,8 @@ impl Loop {
         // Its id comes when it connects.
         let id = ConnId::new(u64::MAX);
         let framing = self.framing_for(node, addr, false);
+        // Its handshake's latency is set when it connects.
+        let hold = self.latency.map(|_| Hold::new(now));
         let conn = Conn::new(
             node,
             id,
@@ -651,6 +729,7 @@ impl Loop {
             now,
             fd,
             framing,
+            hold,
         );
         let t = self.insert_sock(Sock::Conn(Box::new(conn)));
         debug_assert_eq!(t, token, "the token registered is the slot taken");
@@ -685,10 +764,19 @@ impl Loop {
                 let id = ConnId::new(slot.next_conn);
                 slot.next_conn += 1;
                 slot.conns.insert(id, token);
+                // With a latency model, the handshake takes two one-way latencies (SYN,
+                // SYN-ACK) on top of the real one, as in the simulator: the first frame
+                // leaves no earlier, so it arrives three latencies after the dial.
+                let syn = draw(self.latency, slot.latency_rng.as_deref_mut());
+                let syn_ack = draw(self.latency, slot.latency_rng.as_deref_mut());
                 if let Some(c) = self.conn(token) {
                     c.id = id;
                     c.dialing = None;
                     c.progress = now;
+                    if let (Some(h), Some(a), Some(b)) = (c.hold.as_deref_mut(), syn, syn_ack) {
+                        h.open_at = now + a + b;
+                        h.last_due = h.open_at;
+                    }
                     let _ = c.stream.set_nodelay(true);
                 }
                 self.shared.stats.connection_opened();
@@ -948,7 +1036,10 @@ impl Loop {
             Some(c) => c.node,
             None => return,
         };
-        if self.nodes.get(&node).is_some_and(|s| s.silent) || self.held(token) {
+        // With a latency model, what a node sent before it failed silently is on its way
+        // (held for its latency) and arrives, as in the simulator; it sends nothing after.
+        let silent = self.latency.is_none() && self.nodes.get(&node).is_some_and(|s| s.silent);
+        if silent || self.held(token) {
             // What it queued stays queued: a silent node's connections carry nothing, and
             // nothing crosses a partition.
             return;
@@ -997,7 +1088,8 @@ impl Loop {
                 *e -= sent;
             }
         }
-        let closing = c.closing;
+        // A close held for the latency model waits for its turn.
+        let closing = c.closing && c.hold.as_ref().is_none_or(|h| h.queue.is_empty());
         self.counts.writes += writes;
         self.counts.bytes_out += moved as u64;
         if let Some(why) = failed {
@@ -1019,6 +1111,7 @@ impl Loop {
                     key,
                     wire,
                     seed,
+                    latency_rng,
                 } => {
                     let token = self.free.last().copied().unwrap_or(self.socks.len());
                     if let Err(e) = self.poll.registry().register(
@@ -1044,6 +1137,7 @@ impl Loop {
                             listener: t,
                             conns: BTreeMap::new(),
                             next_conn: 0,
+                            latency_rng,
                         },
                     );
                     self.feed(key, Input::Start);
@@ -1058,15 +1152,7 @@ impl Loop {
                     let _ = done.send(());
                 }
                 Cmd::Reset { key, done } => {
-                    if let Some(slot) = self.nodes.get(&key) {
-                        let node = slot.addr;
-                        let tokens: Vec<usize> = slot.conns.values().copied().collect();
-                        let e = WorldEvent::ConnectionsReset { node };
-                        self.records.push(Record::World(self.now(), node, e));
-                        for t in tokens {
-                            self.gone(t, None);
-                        }
-                    }
+                    self.reset(key);
                     let _ = done.send(());
                 }
                 Cmd::Silence { key, done } => {
@@ -1104,6 +1190,34 @@ impl Loop {
         }
     }
 
+    /// Resets every connection of a node (a fault): it is told each closed at once. With a
+    /// latency model the far ends hear of it a latency later, after the frames already on
+    /// their way, as in the simulator; without, at once.
+    fn reset(&mut self, key: usize) {
+        let now = self.now();
+        let Some(slot) = self.nodes.get_mut(&key) else {
+            return;
+        };
+        let node = slot.addr;
+        let e = WorldEvent::ConnectionsReset { node };
+        self.records.push(Record::World(now, node, e));
+        if self.latency.is_none() {
+            let tokens: Vec<usize> = slot.conns.values().copied().collect();
+            for t in tokens {
+                self.gone(t, None);
+            }
+            return;
+        }
+        for (id, t) in std::mem::take(&mut slot.conns) {
+            let delay = self
+                .nodes
+                .get_mut(&key)
+                .and_then(|s| draw(self.latency, s.latency_rng.as_deref_mut()));
+            self.close_after_queued(t, now, delay);
+            self.feed(key, Input::Closed { conn: id });
+        }
+    }
+
     /// Stops a node: its listener closes; its connections close after what is queued on
     /// them (at once, as a crash, when `abrupt`); its dials are dropped.
     fn stop(&mut self, key: usize, abrupt: bool) {
@@ -1130,17 +1244,103 @@ impl Loop {
         for t in dials {
             self.drop_sock(t);
         }
-        for (_, t) in slot.conns {
-            if abrupt {
+        let mut slot = slot;
+        let now = self.now();
+        for (_, t) in std::mem::take(&mut slot.conns) {
+            if abrupt && self.latency.is_none() {
                 self.drop_sock(t);
-            } else if let Some(c) = self.conn(t) {
-                c.closing = true;
-                if c.sent == c.out.len() {
-                    self.drop_sock(t);
-                } else {
-                    self.dirty.push(t);
-                }
+            } else {
+                // With a latency model a crash's close travels the link too, after the
+                // frames already on their way, as in the simulator.
+                let delay = draw(self.latency, slot.latency_rng.as_deref_mut());
+                self.close_after_queued(t, now, delay);
             }
+        }
+    }
+
+    /// Closes the connection at `t` once what waits on it is written: at once if nothing
+    /// does. With a latency model (`delay`), the close is held like a frame, after every
+    /// frame held before it, as a close travels a simulated link.
+    fn close_after_queued(&mut self, t: usize, now: Time, delay: Option<Duration>) {
+        let Some(c) = self.conn(t) else {
+            return;
+        };
+        c.closing = true;
+        if let (Some(h), Some(d)) = (c.hold.as_deref_mut(), delay) {
+            let due = h.due(now, d);
+            h.queue.push_back((due, h.bytes.len()));
+            self.arm(t, due);
+        } else if c.drained() {
+            self.drop_sock(t);
+        } else {
+            self.dirty.push(t);
+        }
+    }
+
+    /// A frame (or a close) due at `due` was held on the connection at `t`: its release
+    /// timer is set if none is.
+    fn arm(&mut self, t: usize, due: Time) {
+        let Some(h) = self.conn(t).and_then(|c| c.hold.as_deref_mut()) else {
+            return;
+        };
+        if h.armed == Time::NEVER {
+            h.armed = due;
+            self.push_timer(due, Due::Release { token: t });
+        }
+    }
+
+    /// The release timer of the connection at `token`, set for `at`, fired at `now`: the
+    /// frames due go to its write queue, in order, and the timer is set again for the next.
+    fn release(&mut self, token: usize, at: Time, now: Time) {
+        let Some(c) = self.conn(token) else {
+            return;
+        };
+        let was_empty = c.sent == c.out.len();
+        let Some(h) = c.hold.as_deref_mut() else {
+            return;
+        };
+        if h.armed == at {
+            h.armed = Time::NEVER;
+        }
+        let mut moved = false;
+        while let Some(&(due, end)) = h.queue.front() {
+            if due > now {
+                break;
+            }
+            h.queue.pop_front();
+            if end > h.from {
+                c.out.extend_from_slice(&h.bytes[h.from..end]);
+                c.ends.push_back(c.out.len());
+                h.from = end;
+            }
+            moved = true;
+        }
+        if h.queue.is_empty() {
+            h.bytes.clear();
+            h.from = 0;
+            if h.bytes.capacity() > 64 * 1024 {
+                h.bytes = Vec::new();
+            }
+        } else if h.from > h.bytes.len() / 2 {
+            let from = std::mem::take(&mut h.from);
+            h.bytes.drain(..from);
+            for (_, end) in &mut h.queue {
+                *end -= from;
+            }
+        }
+        let next = h.queue.front().map(|&(due, _)| due);
+        let depth = c.ends.len();
+        if moved && was_empty {
+            // The queue's bytes begin to wait now: a stall is counted from here, not from
+            // when the frames were sent.
+            c.progress = now;
+        }
+        if moved {
+            self.dirty.push(token);
+            self.counts.queue_frames_peak = self.counts.queue_frames_peak.max(depth);
+        }
+        if let Some(due) = next {
+            self.arm(token, due);
         }
     }
 
@@ -1184,14 +1384,10 @@ impl Loop {
             }
             Output::Send { conn, msg } => self.send(key, conn, &msg, now),
             Output::Close { conn } => {
-                let t = self.nodes.get_mut(&key)?.conns.remove(&conn)?;
-                let c = self.conn(t)?;
-                c.closing = true;
-                if c.sent == c.out.len() {
-                    self.drop_sock(t);
-                } else {
-                    self.dirty.push(t);
-                }
+                let slot = self.nodes.get_mut(&key)?;
+                let t = slot.conns.remove(&conn)?;
+                let delay = draw(self.latency, slot.latency_rng.as_deref_mut());
+                self.close_after_queued(t, now, delay);
                 None
             }
             Output::SetTimer { at, timer } => {
@@ -1206,52 +1402,51 @@ impl Loop {
     }
 
     fn send(&mut self, key: usize, conn: ConnId, msg: &Message, now: Time) -> Option<Input> {
-        let t = *self.nodes.get(&key)?.conns.get(&conn)?;
+        let slot = self.nodes.get_mut(&key)?;
+        let t = *slot.conns.get(&conn)?;
+        // Drawn from the node's own stream: the same sends draw the same latencies.
+        let delay = draw(self.latency, slot.latency_rng.as_deref_mut());
         let max = self.io.write_queue_frames_max;
         // Borrowed from `socks` alone: `encoded` is used with it.
         let Some(Some(Sock::Conn(c))) = self.socks.get_mut(t) else {
             return None;
         };
-        if c.ends.len() >= max {
+        let held = c.hold.as_ref().map_or(0, |h| h.queue.len());
+        if c.ends.len() >= max || held >= self.io.held_frames_max {
+            // Frames held for the latency model are not the peer's doing: only those due
+            // and unwritten count against the write queue; the held have a bound of their own.
             let remote = c.remote;
             if let Some(slot) = self.nodes.get_mut(&key) {
                 slot.conns.remove(&conn);
             }
             self.drop_sock(t);
-            self.note_for(
-                Some(key),
-                format!("{max} frames queued for {remote}: too slow, connection closed"),
-            );
+            let why = if held >= self.io.held_frames_max {
+                format!("{held} frames held for the latency model for {remote}: connection closed")
+            } else {
+                format!("{max} frames queued for {remote}: too slow, connection closed")
+            };
+            self.note_for(Some(key), why);
             return Some(Input::Closed { conn });
+        }
+        let reference = matches!(c.framing, Framing::Reference(_));
+        self.counts.frames_out += 1;
+        if let (Some(h), Some(d)) = (c.hold.as_deref_mut(), delay) {
+            encode(msg, reference, &mut self.encoded, &mut h.bytes);
+            let due = h.due(now, d);
+            h.queue.push_back((due, h.bytes.len()));
+            self.arm(t, due);
+            return None;
         }
         let first = c.sent == c.out.len();
         if first {
             c.progress = now;
         }
-        match (msg, &self.encoded) {
-            _ if matches!(c.framing, Framing::Reference(_)) => refwire::encode(msg, &mut c.out),
-            (Message::Gossip(g), Some((last, frame))) if Arc::ptr_eq(g, last) => {
-                c.out.extend_from_slice(frame);
-            }
-            (Message::Gossip(g), _) => {
-                let mut frame = self.encoded.take().map(|(_, f)| f).unwrap_or_default();
-                frame.clear();
-                // Writing into a Vec cannot fail.
-                let _ = writeln!(frame, "{msg}");
-                c.out.extend_from_slice(&frame);
-                self.encoded = Some((Arc::clone(g), frame));
-            }
-            // Writing into a Vec cannot fail.
-            _ => {
-                let _ = writeln!(c.out, "{msg}");
-            }
-        }
+        encode(msg, reference, &mut self.encoded, &mut c.out);
         c.ends.push_back(c.out.len());
         let depth = c.ends.len();
         if first {
             self.dirty.push(t);
         }
-        self.counts.frames_out += 1;
         self.counts.queue_frames_peak = self.counts.queue_frames_peak.max(depth);
         None
     }
@@ -1268,6 +1463,7 @@ impl Loop {
             match due {
                 Due::Tick => self.tick(at, now),
                 Due::Accept { token } => self.accept(token),
+                Due::Release { token } => self.release(token, at, now),
                 Due::Node {
                     key,
                     timer: TimerId::Liveness,
@@ -1407,4 +1603,38 @@ impl Loop {
         let now = self.now();
         self.records.push(Record::Note(now, addr, text));
     }
+}
+
+/// Appends `msg`'s frame to `out`. A gossip forwarded to many neighbours is formatted once:
+/// `encoded` keeps the last one's text (formatting it once per connection was a tenth of
+/// the loops' own CPU).
+fn encode(
+    msg: &Message,
+    reference: bool,
+    encoded: &mut Option<(Arc<Gossip>, Vec<u8>)>,
+    out: &mut Vec<u8>,
+) {
+    match (msg, &*encoded) {
+        _ if reference => refwire::encode(msg, out),
+        (Message::Gossip(g), Some((last, frame))) if Arc::ptr_eq(g, last) => {
+            out.extend_from_slice(frame);
+        }
+        (Message::Gossip(g), _) => {
+            let mut frame = encoded.take().map(|(_, f)| f).unwrap_or_default();
+            frame.clear();
+            // Writing into a Vec cannot fail.
+            let _ = writeln!(frame, "{msg}");
+            out.extend_from_slice(&frame);
+            *encoded = Some((Arc::clone(g), frame));
+        }
+        // Writing into a Vec cannot fail.
+        _ => {
+            let _ = writeln!(out, "{msg}");
+        }
+    }
+}
+
+/// One latency draw of a node's, with a latency model.
+fn draw(model: Option<Latency>, rng: Option<&mut ChaCha8Rng>) -> Option<Duration> {
+    Some(model?.sample(rng?))
 }

@@ -9,13 +9,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::SeedableRng;
 use sim_core::addr::NodeAddr;
 use sim_core::digest::{DigestMemo, MemoStats};
 use sim_core::node::{Event, Node};
 use sim_core::peer::{PeerConfig, PeerNode};
 use sim_core::report::Recorder;
 use sim_core::seed::{SeedConfig, SeedNode};
-use sim_core::sim::{Observer, WorldEvent};
+use sim_core::sim::{Latency, Observer, WorldEvent};
 use sim_core::time::Time;
 use sim_core::wire::Wire;
 
@@ -58,6 +59,9 @@ impl Clock {
     }
 }
 
+/// The ChaCha stream of a node's latency draws (its machine draws from stream 0).
+const LATENCY_STREAM: u64 = 0x006c_6174_656e_6379; // "latency" in ASCII
+
 /// What a console line is about.
 #[derive(Debug)]
 pub enum Happening<'a> {
@@ -85,6 +89,8 @@ pub(crate) struct Shared {
     pub(crate) fds: Arc<crate::fds::FdBudget>,
     /// What the event loops did.
     pub(crate) stats: DriverStats,
+    /// The one-way latency every frame is held for; `None` at zero latency.
+    pub(crate) latency: Option<Latency>,
 }
 
 /// One thing a loop's turn recorded.
@@ -159,6 +165,12 @@ pub struct RuntimeOptions {
     /// Write `outputfile.log` here as lines come (its folder is made), rather than keep it
     /// in memory to the end; kept in memory if the file cannot be made.
     pub log_file: Option<std::path::PathBuf>,
+    /// One-way latency added to every frame a node writes, as `gossipnet sim --latency`
+    /// models a link's: the driver holds each frame until it is due, in order on its
+    /// connection, and a dialed connection's first frame two latencies more (the
+    /// handshake). On top of the real network's own delay. `None` (or zero): frames go at
+    /// once, with no timer and no draw.
+    pub latency: Option<Latency>,
 }
 
 impl Default for RuntimeOptions {
@@ -170,6 +182,7 @@ impl Default for RuntimeOptions {
             io: IoLimits::default(),
             loops: 0,
             log_file: None,
+            latency: None,
         }
     }
 }
@@ -264,6 +277,9 @@ impl Runtime {
             clock,
             fds: crate::fds::FdBudget::from_process(),
             stats: DriverStats::default(),
+            latency: opts
+                .latency
+                .filter(|l| l.max() > sim_core::time::Duration(0)),
         });
         let wanted = match opts.loops {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -325,8 +341,9 @@ impl Runtime {
         let (listener, addr) = listen.bind()?;
         cfg.wall_offset_micros = self.shared.clock.wall_offset_micros();
         let wire = cfg.wire;
+        let draws = self.latency_rng(&rng);
         let seed = SeedNode::new(addr, cfg, rng);
-        self.spawn(listener, addr, seed, wire, true)
+        self.spawn(listener, addr, seed, wire, true, draws)
     }
 
     /// Starts a peer that knows `seeds`. Its wall offset is set from the process clock.
@@ -353,8 +370,19 @@ impl Runtime {
                 own
             }
         };
+        let draws = self.latency_rng(&rng);
         let peer = PeerNode::new(addr, seeds, cfg, rng, memo);
-        self.spawn(listener, addr, peer, wire, false)
+        self.spawn(listener, addr, peer, wire, false, draws)
+    }
+
+    /// With a latency model, where a node's latency draws come from: the key of its own
+    /// RNG (the run seed and its index) on a stream of its own, so that the draws are the
+    /// same from run to run and leave the machine's choices as they are.
+    fn latency_rng(&self, rng: &ChaCha8Rng) -> Option<Box<ChaCha8Rng>> {
+        self.shared.latency?;
+        let mut draws = ChaCha8Rng::from_seed(rng.get_seed());
+        draws.set_stream(LATENCY_STREAM);
+        Some(Box::new(draws))
     }
 
     /// Hands `node` to a loop (in turn, so that the loops share the nodes).
@@ -365,6 +393,7 @@ impl Runtime {
         node: N,
         wire: Wire,
         seed: bool,
+        latency_rng: Option<Box<ChaCha8Rng>>,
     ) -> io::Result<NodeHandle> {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let Some(lp) = self.loops.get(key % self.loops.len().max(1)) else {
@@ -377,6 +406,7 @@ impl Runtime {
             key,
             wire,
             seed,
+            latency_rng,
         };
         if !lp.send(cmd) {
             return Err(io::Error::other("the event loop has stopped"));
