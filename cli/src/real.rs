@@ -67,7 +67,8 @@ fn options(
         join_interval: std::time::Duration::ZERO,
         gossip_from_stdin: false,
         loops: real.loops,
-        latency: real.latency,
+        // Zero is no latency: nothing held, timed or drawn.
+        latency: real.latency.filter(|l| l.max().0 > 0),
     })
 }
 

@@ -204,10 +204,12 @@ at = "1s"
     let text = swarm(&[]);
     // Peer 1 crashed and came back; peer 2 failed silently (it is down, not stopped).
     assert!(text.contains("peers (alive at end)      3 (2)"), "{text}");
-    assert!(
-        text.contains("not used by a real swarm: [network] latency"),
-        "{text}"
-    );
+    // The file's latency is the driver's: every frame is held 5 ms.
+    assert!(text.contains("latency 5ms a frame"), "{text}");
+    assert!(!text.contains("not used by a real swarm"), "{text}");
+    let summary = std::fs::read_to_string(d.join("out").join("summary.json")).expect("written");
+    let summary: serde_json::Value = serde_json::from_str(&summary).expect("JSON");
+    assert_eq!(summary["parameters"]["latency"], "5ms", "{summary}");
     assert!(
         text.contains("not injected: seed-crash 0@1s (a swarm runs no seed"),
         "{text}"

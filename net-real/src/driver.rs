@@ -1638,3 +1638,26 @@ fn encode(
 fn draw(model: Option<Latency>, rng: Option<&mut ChaCha8Rng>) -> Option<Duration> {
     Some(model?.sample(rng?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_is_due_no_sooner_than_the_one_before_it_on_its_connection() {
+        let mut h = Hold::new(Time(0));
+        let slow = h.due(Time(0), Duration(50));
+        let fast = h.due(Time(1), Duration(5));
+        let later = h.due(Time(100), Duration(5));
+        assert_eq!((slow, fast, later), (Time(50), Time(50), Time(105)));
+    }
+
+    #[test]
+    fn a_dialed_connection_s_first_frame_waits_for_the_handshake_then_its_latency() {
+        // Connected at 10 with SYN and SYN-ACK of 20 each: the hello leaves at 50 and
+        // arrives at 70, three latencies after the dial, as in the simulator.
+        let mut h = Hold::new(Time(10) + Duration(40));
+        assert_eq!(h.due(Time(10), Duration(20)), Time(70));
+        assert_eq!(h.due(Time(80), Duration(20)), Time(100));
+    }
+}
