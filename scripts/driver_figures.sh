@@ -2,13 +2,18 @@
 # The real driver's figures (README, "The real driver under load"): each row is a seeds
 # process and a swarm on loopback, the seeds' and the swarm's folders merged into one.
 # Usage: scripts/driver_figures.sh [ROW...]   rows: 200 500 1000 5000 overload (default: all)
-# SWARM_FLAGS adds flags to every swarm (e.g. SWARM_FLAGS="--loops 1").
+# SWARM_FLAGS adds flags to every swarm (e.g. SWARM_FLAGS="--loops 1", "--latency 20ms").
+# GOSSIPNET names the binary, OUT the folder, SEED_PORT and BASE_PORT the seeds' first port
+# and the swarm's (to run beside another run of the script).
 # Needs `cargo build --release`; writes results/driver/ROW/{seeds,swarm,merged}/.
 set -eu
 B=${GOSSIPNET:-target/release/gossipnet}
-OUT=results/driver
+OUT=${OUT:-results/driver}
+SEED_PORT=${SEED_PORT:-18080}
+BASE_PORT=${BASE_PORT:-20000}
 mkdir -p "$OUT"
-printf '127.0.0.1:18080\n127.0.0.1:18081\n127.0.0.1:18082\n' > "$OUT/config.txt"
+printf '127.0.0.1:%s\n127.0.0.1:%s\n127.0.0.1:%s\n' \
+    "$SEED_PORT" "$((SEED_PORT + 1))" "$((SEED_PORT + 2))" > "$OUT/config.txt"
 
 row() {
     name=$1; shift
@@ -21,7 +26,7 @@ row() {
         > "$dir/seeds.txt" 2>&1 &
     seeds=$!
     sleep 1
-    /usr/bin/env time -v "$B" swarm --config "$OUT/config.txt" --base-port 20000 \
+    /usr/bin/env time -v "$B" swarm --config "$OUT/config.txt" --base-port "$BASE_PORT" \
         --out "$dir/swarm" --no-plot --quiet "$@" ${SWARM_FLAGS:-} > "$dir/swarm.txt" 2> "$dir/time.txt" || true
     kill -INT "$seeds"
     wait "$seeds" || true
