@@ -135,7 +135,10 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplayReport, ReplayError> {
     let twin_side = Side::of(&log.entries, real.horizon);
     let rules = rules(&real, &twin, tolerance, &log);
     let cmp = compare::compare(&real_side, &twin_side, &rules);
-    let twin_delays = twin::hop_delays(&log.entries);
+    let twin_delays = (
+        twin::handshake_delays(&log.entries),
+        twin::hop_delays(&log.entries),
+    );
     let md = conformance_md(&Report {
         opts,
         real: &real,
@@ -218,7 +221,8 @@ struct Report<'a> {
     real: &'a RealRun,
     twin: &'a Twin,
     measured: &'a Measured,
-    twin_delays: &'a [u64],
+    /// The twin's handshakes and one-hop delays, µs.
+    twin_delays: &'a (Vec<u64>, Vec<u64>),
     tolerance: Duration,
     cmp: &'a Comparison,
     real_side: &'a Side,
@@ -356,17 +360,25 @@ fn conformance_md(r: &Report<'_>) -> String {
     }
     let _ = writeln!(
         s,
-        "\nOne-hop delays (ms; a receipt minus when its first sender had the message):\n"
+        "\nDelays measured (ms): a link handshake is the second end's neighbour_added minus \
+         the first's; a gossip hop is a receipt minus when its first sender had the message \
+         (the sender's turn through its neighbours and the digest are in it).\n"
     );
     let _ = writeln!(
         s,
-        "| run | receipts | min | p5 | median | p95 | max |\n|---|---|---|---|---|---|---|"
+        "| delay | run | count | min | p5 | median | p95 | max |\n|---|---|---|---|---|---|---|---|"
     );
-    for (name, d) in [("real", &r.measured.delays_us[..]), ("twin", r.twin_delays)] {
+    let (twin_hs, twin_hops) = r.twin_delays;
+    for (what, name, d) in [
+        ("link handshake", "real", &r.measured.handshakes_us[..]),
+        ("link handshake", "twin", &twin_hs[..]),
+        ("gossip hop", "real", &r.measured.hops_us[..]),
+        ("gossip hop", "twin", &twin_hops[..]),
+    ] {
         let q = |x: f64| ms_us(twin::quantile(d, x));
         let _ = writeln!(
             s,
-            "| {name} | {} | {} | {} | {} | {} | {} |",
+            "| {what} | {name} | {} | {} | {} | {} | {} | {} |",
             d.len(),
             q(0.0),
             q(0.05),

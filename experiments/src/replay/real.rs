@@ -56,6 +56,15 @@ impl ProcessInfo {
         found
     }
 
+    /// Where a one-node process listened: `--listen IP:PORT`, or `--port P` on loopback.
+    fn listen(&self) -> Option<NodeAddr> {
+        if let Some(l) = self.flag("--listen") {
+            return l.parse().ok();
+        }
+        let port: u16 = self.flag("--port")?.parse().ok()?;
+        Some(NodeAddr::new(std::net::Ipv4Addr::LOCALHOST, port))
+    }
+
     /// Addresses listed under `key` in its parameters (`seed_addrs`, `peer_addrs`).
     fn addrs(&self, key: &str) -> Option<Vec<NodeAddr>> {
         let list = self.params.get(key)?.as_array()?;
@@ -435,7 +444,9 @@ fn seed_nodes(
                 let k = list.iter().position(|a| a == addr)?;
                 Some((k as u64, format!("place {k} in its process's seed_addrs")))
             });
-            let lone = processes.iter().any(|p| p.subcommand() == "seed");
+            let lone = processes
+                .iter()
+                .any(|p| p.subcommand() == "seed" && p.listen().is_none_or(|l| l == *addr));
             let (rng_index, rng_source) = own.unwrap_or_else(|| {
                 if lone {
                     (0, "a lone `gossipnet seed` process (index 0)".into())
@@ -506,6 +517,7 @@ fn peer_nodes(
             .get("first_index")
             .and_then(Value::as_u64)
             .or_else(|| p.flag("--first-index")?.parse().ok())
+            .or_else(|| p.flag("--index")?.parse().ok())
             .unwrap_or(0)
     };
     let peer_proc = processes
@@ -521,6 +533,22 @@ fn peer_nodes(
                 format!("first_index + place {k} in its process's peer_addrs"),
             ))
         });
+        // A `gossipnet peer` process of its own (a lab's): --index, else its port.
+        let own = || {
+            processes.iter().find_map(|p| {
+                if p.subcommand() != "peer" || p.listen() != Some(*addr) {
+                    return None;
+                }
+                Some(match p.flag("--index").and_then(|i| i.parse().ok()) {
+                    Some(i) => (i, "--index of its own `gossipnet peer`".to_owned()),
+                    None => (
+                        u64::from(addr.port),
+                        "its port (its own `gossipnet peer`)".to_owned(),
+                    ),
+                })
+            })
+        };
+        let listed = listed.or_else(own);
         let (rng_index, rng_source) = listed.unwrap_or_else(|| match peer_proc {
             Some(p) if single && p.subcommand() == "peer" => (
                 u64::from(addr.port),

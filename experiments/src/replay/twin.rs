@@ -27,23 +27,20 @@ pub struct Setting {
     pub source: String,
 }
 
-/// A measured one-hop delay distribution and the latency fitted to it.
+/// The delays measured in the real run and the latency fitted to them.
 #[derive(Clone, Debug)]
 pub struct Measured {
-    /// One-hop delays (µs), sorted: a receipt's time minus the time its `first_from` had
-    /// the message (its own receipt, or the origination).
-    pub delays_us: Vec<u64>,
+    /// Link handshakes (µs, sorted): the second end's `NeighbourAdded` minus the first's,
+    /// one message (the hello's answer) and the work around it.
+    pub handshakes_us: Vec<u64>,
+    /// One-hop gossip delays (µs, sorted): a receipt's time minus the time its
+    /// `first_from` had the message; they include the sender's turn through all its
+    /// neighbours and the receiver's digest, which the simulator does not model as latency.
+    pub hops_us: Vec<u64>,
     /// The latency the twin uses.
     pub latency: Latency,
     /// How it was chosen.
     pub source: String,
-}
-
-impl Measured {
-    /// The `q`-quantile (0..=1) of the delays, µs.
-    pub fn quantile(&self, q: f64) -> Option<u64> {
-        quantile(&self.delays_us, q)
-    }
 }
 
 /// The `q`-quantile (0..=1) of sorted values.
@@ -53,31 +50,69 @@ pub fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
     sorted.get(i.min(last)).copied()
 }
 
-/// One-hop delays along `first_from`, and a uniform latency over their 5th..95th
-/// percentiles (or `given`).
+/// The latency of the twin: `given`, or uniform over the 5th..95th percentiles of the link
+/// handshakes (a joining peer's dials follow one another, and the twin's must take as long
+/// as the real ones for the overlay to grow in the same order), else of the one-hop gossip
+/// delays, else 1 ms.
 pub fn measure(real: &RealRun, given: Option<Latency>) -> Measured {
-    let delays_us = hop_delays(&real.entries);
+    let handshakes_us = handshake_delays(&real.entries);
+    let hops_us = hop_delays(&real.entries);
+    let fit = |d: &[u64], what: &str| -> Option<(Latency, String)> {
+        let (lo, hi) = (quantile(d, 0.05)?.max(1), quantile(d, 0.95)?);
+        Some((
+            Latency::Uniform(Duration(lo), Duration(hi.max(lo))),
+            format!(
+                "uniform over the 5th..95th percentiles of {} measured {what}",
+                d.len()
+            ),
+        ))
+    };
     let (latency, source) = match given {
         Some(l) => (l, "--latency".to_owned()),
-        None => match (quantile(&delays_us, 0.05), quantile(&delays_us, 0.95)) {
-            (Some(lo), Some(hi)) => (
-                Latency::Uniform(Duration(lo.max(1)), Duration(hi.max(lo.max(1)))),
-                format!(
-                    "uniform over the 5th..95th percentiles of {} measured one-hop delays",
-                    delays_us.len()
-                ),
-            ),
-            _ => (
-                Latency::Fixed(Duration::from_millis(1)),
-                "no delay measured (no receipt of a message from a known sender): 1 ms".into(),
-            ),
-        },
+        None => fit(&handshakes_us, "link handshakes")
+            .or_else(|| fit(&hops_us, "one-hop gossip delays"))
+            .unwrap_or_else(|| {
+                (
+                    Latency::Fixed(Duration::from_millis(1)),
+                    "nothing measured (no link, no receipt from a known sender): 1 ms".into(),
+                )
+            }),
     };
     Measured {
-        delays_us,
+        handshakes_us,
+        hops_us,
         latency,
         source,
     }
+}
+
+/// Link handshakes of a journal, µs, sorted: for each link both ends added, the second
+/// end's `NeighbourAdded` minus the first's.
+pub fn handshake_delays(entries: &[Entry]) -> Vec<u64> {
+    let mut first: BTreeMap<(NodeAddr, NodeAddr), (Time, NodeAddr)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in entries {
+        match &e.change {
+            Change::NeighbourAdded { peer, .. } => {
+                let link = (e.node.min(*peer), e.node.max(*peer));
+                match first.get(&link) {
+                    Some((t, by)) if *by != e.node => {
+                        out.push(e.at.0.saturating_sub(t.0));
+                        first.remove(&link);
+                    }
+                    _ => {
+                        first.insert(link, (e.at, e.node));
+                    }
+                }
+            }
+            Change::NeighbourRemoved { peer, .. } => {
+                first.remove(&(e.node.min(*peer), e.node.max(*peer)));
+            }
+            _ => {}
+        }
+    }
+    out.sort_unstable();
+    out
 }
 
 /// One-hop delays of a journal, µs, sorted: each receipt's time minus the time its
