@@ -3,9 +3,12 @@
 //! decided by real timing, by the rules below) or unexpected.
 //!
 //! The rules (README, "Replay"), with `tol` the tolerance window:
-//! - a **boundary instant**: an item of one run only whose deciding time lies within `tol`
-//!   of a fault of a node it names (crash, silent failure, restart, reset, stop), or of the
-//!   end of the comparison, was cut by an instant the two clocks place a little apart;
+//! - a **boundary instant**: an item of one run only whose time lies within `tol` of a
+//!   fault of a node that makes the decision (the receiver or the sender of a receipt, the
+//!   origin of a message, the reporter of a dead report, the seed of a removal, either end
+//!   of a registration or a link: any fault), or of a restart or reset of the peer a report
+//!   or removal is about (its crash causes them, it does not cut them), or of the end of the
+//!   comparison, was cut by an instant the two clocks place a little apart;
 //! - a **hop race**: a receipt whose first sender differs, where the twin's copy from the
 //!   real first sender came within `tol` of the twin's first copy: which copy wins is
 //!   decided by real timing; hops that differ only through such races are expected;
@@ -374,18 +377,22 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.0 as f64 / 1000.0)
 }
 
+/// How [`Rules::node_faults`] names a restart and a reset.
+pub const RESTARTED: &str = "restarted";
+/// See [`RESTARTED`].
+pub const RESET: &str = "had its connections reset";
+
 fn secs(t: Time) -> String {
     format!("{:.6} s", t.secs_f64())
 }
 
 impl Rules<'_> {
-    /// A fault of `node` within the window of `t`.
-    fn fault_near(&self, node: NodeAddr, t: Time) -> Option<String> {
-        let (ft, what) = self
-            .node_faults
-            .get(&node)?
-            .iter()
-            .find(|(ft, _)| ft.0.abs_diff(t.0) <= self.tol.0)?;
+    /// A fault of `node` within the window of `t`; of the kinds that bring a node back
+    /// (restart, reset) only, unless `any`.
+    fn fault_near(&self, node: NodeAddr, t: Time, any: bool) -> Option<String> {
+        let (ft, what) = self.node_faults.get(&node)?.iter().find(|(ft, what)| {
+            ft.0.abs_diff(t.0) <= self.tol.0 && (any || what == RESTARTED || what == RESET)
+        })?;
         Some(format!(
             "boundary instant: {node} {what} at {}, {} from this at {}",
             secs(*ft),
@@ -405,11 +412,14 @@ impl Rules<'_> {
         })
     }
 
-    /// The first boundary instant among `nodes` and the end.
-    fn boundary(&self, nodes: &[NodeAddr], t: Time) -> Option<String> {
-        nodes
+    /// The first boundary instant of the item's `actors` (any fault of a node that makes
+    /// the decision can cut it), of its `subjects` (only a restart or reset: a crash of the
+    /// peer a report or removal is about causes it, it does not cut it), and of the end.
+    fn boundary(&self, actors: &[NodeAddr], subjects: &[NodeAddr], t: Time) -> Option<String> {
+        actors
             .iter()
-            .find_map(|n| self.fault_near(*n, t))
+            .find_map(|n| self.fault_near(*n, t, true))
+            .or_else(|| subjects.iter().find_map(|n| self.fault_near(*n, t, false)))
             .or_else(|| self.end_near(t))
     }
 
@@ -585,7 +595,7 @@ pub fn compare(real: &Side, twin: &Side, rules: &Rules<'_>) -> Comparison {
         &twin.registrations,
         &mut out,
         |(peer, seed), at, _| {
-            let v = rules.boundary(&[*peer, *seed], *at);
+            let v = rules.boundary(&[*peer, *seed], &[], *at);
             (*peer, String::new(), Some(*seed), present(*at), v)
         },
     );
@@ -598,7 +608,7 @@ pub fn compare(real: &Side, twin: &Side, rules: &Rules<'_>) -> Comparison {
         &mut out,
         |(a, b), at, _| {
             let v = rules
-                .boundary(&[*a, *b], *at)
+                .boundary(&[*a, *b], &[], *at)
                 .or_else(|| rules.refill_race(*at));
             link_verdicts.insert((*a, *b), v.clone());
             (*a, String::new(), Some(*b), present(*at), v)
@@ -611,7 +621,7 @@ pub fn compare(real: &Side, twin: &Side, rules: &Rules<'_>) -> Comparison {
         &twin.originations,
         &mut out,
         |key, at, _| {
-            let v = rules.boundary(&[key.origin], *at);
+            let v = rules.boundary(&[key.origin], &[], *at);
             (key.origin, key.body_text(), None, present(*at), v)
         },
     );
@@ -624,8 +634,8 @@ pub fn compare(real: &Side, twin: &Side, rules: &Rules<'_>) -> Comparison {
         |(key, receiver), rc, in_real| {
             let origination = if in_real { real } else { twin }.originations.get(key);
             let v = rules
-                .boundary(&[*receiver, rc.first_from], rc.at)
-                .or_else(|| rules.boundary(&[key.origin], *origination?));
+                .boundary(&[*receiver, rc.first_from], &[], rc.at)
+                .or_else(|| rules.boundary(&[key.origin], &[], *origination?));
             let value = format!("at {} from {}", secs(rc.at), rc.first_from);
             (key.origin, key.body_text(), Some(*receiver), value, v)
         },
@@ -642,7 +652,7 @@ pub fn compare(real: &Side, twin: &Side, rules: &Rules<'_>) -> Comparison {
         |(dead, reporter), at, _| {
             let (a, b) = (*dead.min(reporter), *dead.max(reporter));
             let v = rules
-                .boundary(&[*dead, *reporter], *at)
+                .boundary(&[*reporter], &[*dead], *at)
                 .or_else(|| rules.round_race(*dead, *reporter, *at))
                 .or_else(|| {
                     let why = link_verdicts.get(&(a, b))?.as_ref()?;
@@ -662,7 +672,7 @@ pub fn compare(real: &Side, twin: &Side, rules: &Rules<'_>) -> Comparison {
             &twin.removals,
             &mut out,
             |(dead, seed), at, _| {
-                let v = rules.boundary(&[*dead, *seed], *at).or_else(|| {
+                let v = rules.boundary(&[*seed], &[*dead], *at).or_else(|| {
                     let why = report_verdicts.get(dead)?.iter().flatten().next()?;
                     Some(format!(
                         "follows a dead report of {dead} in one run only, expected ({why})"

@@ -179,8 +179,8 @@ fn rules<'a>(real: &RealRun, twin: &Twin, tol: Duration, log: &'a TwinLog) -> Ru
         let (node, what) = match &f.kind {
             FaultKind::Crash(a) => (*a, "crashed"),
             FaultKind::Silent(a) => (*a, "failed silently"),
-            FaultKind::Restart(a) => (*a, "restarted"),
-            FaultKind::Reset(a) => (*a, "had its connections reset"),
+            FaultKind::Restart(a) => (*a, compare::RESTARTED),
+            FaultKind::Reset(a) => (*a, compare::RESET),
             FaultKind::Stopped(a) => (*a, "stopped with its process"),
             FaultKind::PartitionStarted(_) | FaultKind::PartitionHealed(_) => continue,
         };
