@@ -102,7 +102,7 @@ struct ReplayArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// The window of a race decided by real timing [default: the larger of 100ms and
-    /// twice the largest loop lag the real processes measured].
+    /// twice the largest loop lag the real processes measured, at most 1s].
     #[arg(long)]
     tolerance: Option<Duration>,
     /// The twin's latency, fixed `2ms` or uniform `1ms..3ms` [default: fitted to the

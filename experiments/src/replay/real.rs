@@ -93,6 +93,20 @@ pub enum FaultKind {
     PartitionHealed(String),
 }
 
+impl std::fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FaultKind::Crash(a) => write!(f, "{a} crashed"),
+            FaultKind::Silent(a) => write!(f, "{a} failed silently"),
+            FaultKind::Restart(a) => write!(f, "{a} restarted"),
+            FaultKind::Reset(a) => write!(f, "{a}'s connections were reset"),
+            FaultKind::Stopped(a) => write!(f, "{a} stopped with its process"),
+            FaultKind::PartitionStarted(p) => write!(f, "{p} started"),
+            FaultKind::PartitionHealed(p) => write!(f, "{p} healed"),
+        }
+    }
+}
+
 /// One fault, when it happened on the run's clock.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RealFault {
@@ -182,9 +196,13 @@ pub fn read(dir: &Path) -> Result<RealRun, String> {
     let horizon = horizon(&processes, &stopped, &entries);
     // A journal's duplicate counts are written at its end, whatever the horizon.
     entries.retain(|e| !matches!(e.change, Change::Duplicates { .. }));
+    // A peers' process (swarm, peer) first: a lab's own summary may hold settings too.
+    let has_peers = |p: &&ProcessInfo| p.params.contains_key("gossip_interval_s");
     let peer_params = processes
         .iter()
-        .find(|p| p.params.contains_key("gossip_interval_s"))
+        .filter(has_peers)
+        .find(|p| matches!(p.subcommand(), "swarm" | "peer"))
+        .or_else(|| processes.iter().find(has_peers))
         .map(|p| p.params.clone())
         .ok_or_else(|| {
             format!(
@@ -416,9 +434,11 @@ fn seed_nodes(
     notes: &mut Vec<String>,
 ) -> Vec<NodeInfo> {
     let starts = first_starts(entries, true);
-    let mut order: Vec<NodeAddr> = peer_params
-        .get("seeds")
-        .and_then(Value::as_array)
+    // config.txt's order, as a peers' process lists it.
+    let listed = std::iter::once(peer_params)
+        .chain(processes.iter().map(|p| &p.params))
+        .find_map(|m| m.get("seeds")?.as_array());
+    let mut order: Vec<NodeAddr> = listed
         .into_iter()
         .flatten()
         .filter_map(|v| v.as_str()?.parse().ok())

@@ -191,8 +191,11 @@ pub fn build(real: &RealRun, measured: &Measured) -> Result<Twin, String> {
     );
     set(
         "RNG indices",
-        rng_summary(real),
-        "each process's numbering of its nodes",
+        format!(
+            "{}; a restarted peer draws its first RNG again",
+            rng_summary(real)
+        ),
+        "each process's numbering of its nodes; a real restart is a fresh node with the same index",
     );
     set("latency", measured.latency.to_string(), &measured.source);
     set(
@@ -242,6 +245,7 @@ pub fn build(real: &RealRun, measured: &Measured) -> Result<Twin, String> {
         rng_indices: Some(RngIndices {
             seeds: real.seeds.iter().map(|n| n.rng_index).collect(),
             peers: real.peers.iter().map(|n| n.rng_index).collect(),
+            first_incarnation_on_restart: true,
         }),
         ..SimConfig::default()
     };
@@ -486,8 +490,9 @@ fn faults(real: &RealRun, index: &BTreeMap<NodeAddr, usize>) -> (Vec<Fault>, Vec
         match fault {
             Some(f) => out.push(f),
             None => skipped.push(format!(
-                "{:?} at {}: the node is not in the twin",
-                f.kind, f.at
+                "{} at {:.6} s: the node is not in the twin (its process wrote no folder)",
+                f.kind,
+                f.at.secs_f64()
             )),
         }
     }

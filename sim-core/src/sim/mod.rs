@@ -98,6 +98,10 @@ pub struct RngIndices {
     pub seeds: Vec<u64>,
     /// Peer `i` draws from the RNG of peer index `peers[i]`.
     pub peers: Vec<u64>,
+    /// A restarted peer draws from its first incarnation's RNG again, as a real restart
+    /// does (a fresh node or process given the same `--seed` and index), instead of the
+    /// next incarnation's.
+    pub first_incarnation_on_restart: bool,
 }
 
 /// Explicit node addresses for a simulated run.
@@ -548,6 +552,10 @@ impl World {
     }
 
     fn make_peer(cfg: &SimConfig, ctx: &Arc<PeerContext>, i: usize, incarnation: u32) -> PeerNode {
+        let incarnation = match &cfg.rng_indices {
+            Some(r) if r.first_incarnation_on_restart => 0,
+            _ => incarnation,
+        };
         let rng = CompactRng::seed_from_u64(derive_seed(
             cfg.seed,
             STREAM_PEER,
