@@ -195,12 +195,13 @@ fn a_replayed_swarm_agrees_with_its_twin_and_a_doctored_one_does_not() {
         assert!(n[0] != "0" && n.iter().all(|x| *x == n[0]), "{crash}");
     }
 
-    // Doctored: one peer's receipt of one message, and one seed's removal, taken out.
+    // Doctored: one peer's receipt of a second message (sent once every peer had joined,
+    // away from the crash), and one seed's removal, taken out.
     let journal = std::fs::read_to_string(dir.join("merged/events.jsonl")).expect("journal");
     let lines: Vec<&str> = journal.lines().collect();
     let delivered = lines
         .iter()
-        .position(|l| l.contains("\"e\":\"delivered\"") && l.contains("#1\""))
+        .position(|l| l.contains("\"e\":\"delivered\"") && l.contains("#2\""))
         .expect("a receipt");
     let removed = lines
         .iter()

@@ -19,8 +19,13 @@
 //! - a **partition refill race**: a link formed in one run only while a partition was in
 //!   force (or within the connect timeout and `tol` after it healed): a dial across a
 //!   partition fails at once in the real driver and after the connect timeout in the twin;
-//! - **follows**: a dead report that follows a link of one run only that is expected, and a
-//!   removal that follows an expected dead report of the same peer, are expected.
+//! - a **link race**: a receipt of one run only whose chain of first senders crossed a link
+//!   formed (in either run) within `tol` of the message passing over it;
+//! - **follows**: a dead report that follows a link of one run only that is expected, a
+//!   removal that follows an expected dead report of the same peer, and a receipt of one
+//!   run only whose chain crossed a link that an expected dead report of the other run
+//!   closed (the held traffic of a partition that one run released at its heal), are
+//!   expected.
 //!
 //! Everything else is unexpected.
 
@@ -626,24 +631,9 @@ pub fn compare(real: &Side, twin: &Side, rules: &Rules<'_>) -> Comparison {
         },
     );
     tallies.insert(Kind::Origination, t);
-    let t = one_kind(
-        Kind::Delivery,
-        &real.deliveries,
-        &twin.deliveries,
-        &mut out,
-        |(key, receiver), rc, in_real| {
-            let origination = if in_real { real } else { twin }.originations.get(key);
-            let v = rules
-                .boundary(&[*receiver, rc.first_from], &[], rc.at)
-                .or_else(|| rules.boundary(&[key.origin], &[], *origination?));
-            let value = format!("at {} from {}", secs(rc.at), rc.first_from);
-            (key.origin, key.body_text(), Some(*receiver), value, v)
-        },
-    );
-    tallies.insert(Kind::Delivery, t);
-    let (hops, same_first_from) = compare_hops(real, twin, rules, &mut out);
-    tallies.insert(Kind::Hops, hops);
     let mut report_verdicts: BTreeMap<NodeAddr, Vec<Option<String>>> = BTreeMap::new();
+    // Links that a dead report of one run only, expected, took down: (a, b), a < b.
+    let mut cut_links: BTreeMap<(NodeAddr, NodeAddr), String> = BTreeMap::new();
     let t = one_kind(
         Kind::DeadReport,
         &real.reports,
@@ -661,10 +651,33 @@ pub fn compare(real: &Side, twin: &Side, rules: &Rules<'_>) -> Comparison {
                     ))
                 });
             report_verdicts.entry(*dead).or_default().push(v.clone());
+            if let Some(why) = &v {
+                cut_links.insert((a, b), format!("{reporter} declared {dead} dead ({why})"));
+            }
             (*dead, String::new(), Some(*reporter), present(*at), v)
         },
     );
     tallies.insert(Kind::DeadReport, t);
+    let t = one_kind(
+        Kind::Delivery,
+        &real.deliveries,
+        &twin.deliveries,
+        &mut out,
+        |(key, receiver), rc, in_real| {
+            let origination = if in_real { real } else { twin }.originations.get(key);
+            let side = if in_real { real } else { twin };
+            let v = rules
+                .boundary(&[*receiver, rc.first_from], &[], rc.at)
+                .or_else(|| rules.boundary(&[key.origin], &[], *origination?))
+                .or_else(|| follows_cut(side, key, *receiver, &cut_links))
+                .or_else(|| link_race(side, [real, twin], key, *receiver, rules.tol));
+            let value = format!("at {} from {}", secs(rc.at), rc.first_from);
+            (key.origin, key.body_text(), Some(*receiver), value, v)
+        },
+    );
+    tallies.insert(Kind::Delivery, t);
+    let (hops, same_first_from) = compare_hops(real, twin, rules, &mut out);
+    tallies.insert(Kind::Hops, hops);
     let t = if real.has_seeds {
         one_kind(
             Kind::Removal,
@@ -707,6 +720,69 @@ pub fn compare(real: &Side, twin: &Side, rules: &Rules<'_>) -> Comparison {
         disagreements: out,
         same_first_from,
     }
+}
+
+/// A delivery of one run only whose chain of first senders in that run crossed a link that
+/// an expected dead report of the other run only took down: the report decided it.
+fn follows_cut(
+    side: &Side,
+    key: &MsgKey,
+    receiver: NodeAddr,
+    cut: &BTreeMap<(NodeAddr, NodeAddr), String>,
+) -> Option<String> {
+    if cut.is_empty() {
+        return None;
+    }
+    let mut at = receiver;
+    // A chain is at most as long as the receipts of the message.
+    for _ in 0..=side.deliveries.len() {
+        if at == key.origin {
+            break;
+        }
+        let from = side.deliveries.get(&(key.clone(), at))?.first_from;
+        if let Some(why) = cut.get(&(at.min(from), at.max(from))) {
+            return Some(format!(
+                "follows a dead report of one run only: it came over {from}-{at}, which the \
+                 other run closed when {why}"
+            ));
+        }
+        at = from;
+    }
+    None
+}
+
+/// A delivery of one run only whose chain of first senders in that run crossed a link
+/// formed (in either run) within `tol` of the message passing over it: whether the link
+/// was up when the message went by is decided by real timing.
+fn link_race(
+    side: &Side,
+    runs: [&Side; 2],
+    key: &MsgKey,
+    receiver: NodeAddr,
+    tol: Duration,
+) -> Option<String> {
+    let mut at = receiver;
+    for _ in 0..=side.deliveries.len() {
+        if at == key.origin {
+            break;
+        }
+        let r = side.deliveries.get(&(key.clone(), at))?;
+        let link = (at.min(r.first_from), at.max(r.first_from));
+        for run in runs {
+            if let Some(formed) = run.links.get(&link)
+                && formed.0.abs_diff(r.at.0) <= tol.0
+            {
+                return Some(format!(
+                    "link race: it came over {}-{at} at {}, and that link formed at {} in a run",
+                    r.first_from,
+                    secs(r.at),
+                    secs(*formed)
+                ));
+            }
+        }
+        at = r.first_from;
+    }
+    None
 }
 
 /// Hops of the deliveries both runs made: the tally, and how many had the same first

@@ -445,6 +445,13 @@ fn conformance_md(r: &Report<'_>) -> String {
         r.cmp.same_first_from
     );
     failures_md(&mut s, r);
+    if !r.cmp.disagreements.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Disagreements by kind\n\nUnexpected ones first; every one is in \
+             `disagreements.csv`."
+        );
+    }
     for k in Kind::ALL {
         let ds: Vec<_> = r.cmp.disagreements.iter().filter(|d| d.kind == k).collect();
         if ds.is_empty() {
