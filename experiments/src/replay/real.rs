@@ -172,7 +172,7 @@ pub fn read(dir: &Path) -> Result<RealRun, String> {
     let summary = p.summary();
     let epoch = p.started_at_unix_us;
     let mut entries = p.journal().to_vec();
-    let processes = processes(summary, epoch)?;
+    let processes = processes(summary)?;
     let mut notes = Vec::new();
     let run_seed = run_seed(&processes, &mut notes)?;
     let faults = faults(p.log(), epoch);
@@ -237,7 +237,7 @@ pub fn read(dir: &Path) -> Result<RealRun, String> {
 }
 
 /// The processes of the folder: `merged_from`, or the folder's own process.
-fn processes(summary: &Map<String, Value>, epoch: u64) -> Result<Vec<ProcessInfo>, String> {
+fn processes(summary: &Map<String, Value>) -> Result<Vec<ProcessInfo>, String> {
     let secs = |v: Option<&Value>| v.and_then(Value::as_f64).filter(|s| s.is_finite());
     let at = |s: f64| Time((s.max(0.0) * 1e6).round() as u64);
     let info = |m: &Map<String, Value>, started: f64| -> ProcessInfo {
@@ -272,10 +272,7 @@ fn processes(summary: &Map<String, Value>, epoch: u64) -> Result<Vec<ProcessInfo
                 Ok(info(m, started))
             })
             .collect(),
-        None => {
-            let _ = epoch;
-            Ok(vec![info(summary, 0.0)])
-        }
+        None => Ok(vec![info(summary, 0.0)]),
     }
 }
 
