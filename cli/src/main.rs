@@ -87,6 +87,31 @@ enum Cmd {
     /// table of PASS / FAIL / FINDING (a known deviation of the reference) and writes
     /// conform.json. Exit status 0 only when every check passes.
     Conform(conform::ConformArgs),
+    /// Build the simulated twin of a real run folder (a swarm's, or a merged one) and say
+    /// where the two disagree: OUT/twin/, OUT/conformance.md, OUT/disagreements.csv. Exit
+    /// status 0 when every disagreement is expected (README, "Replay"), 1 otherwise, 2 when
+    /// the folder cannot be replayed.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// The real run folder (gossipnet swarm, peer, or merge; its events.jsonl is read).
+    real_dir: PathBuf,
+    /// The output folder [default: results/replay-NAME, NAME the real folder's].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The window of a race decided by real timing [default: the larger of 100ms and
+    /// twice the largest loop lag the real processes measured, at most 1s].
+    #[arg(long)]
+    tolerance: Option<Duration>,
+    /// The twin's latency, fixed `2ms` or uniform `1ms..3ms` [default: fitted to the
+    /// one-hop delays measured along first_from].
+    #[arg(long)]
+    latency: Option<Latency>,
+    /// Threads computing digests [default: one per core].
+    #[arg(long)]
+    hash_threads: Option<usize>,
 }
 
 #[derive(Args)]
@@ -566,6 +591,7 @@ fn main() -> ExitCode {
         Cmd::Merge(args) => merge(&args),
         Cmd::Experiment(args) => experiment(&args),
         Cmd::Conform(args) => conform::run(&args),
+        Cmd::Replay(args) => return replay(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -1138,6 +1164,64 @@ fn merge(a: &MergeArgs) -> Result<(), String> {
         plot(&a.out)?;
     }
     Ok(())
+}
+
+/// `gossipnet replay REAL_DIR`: exit status 0 (every disagreement expected), 1 (some
+/// unexpected) or 2 (the folder cannot be replayed).
+fn replay(a: &ReplayArgs) -> ExitCode {
+    use experiments::replay::{ReplayError, ReplayOptions};
+    let opts = ReplayOptions {
+        real: a.real_dir.clone(),
+        out: a.out.clone(),
+        tolerance: a.tolerance,
+        latency: a.latency,
+        hash_threads: a
+            .hash_threads
+            .unwrap_or_else(experiments::pool::default_threads),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    let r = match experiments::replay::replay(&opts) {
+        Ok(r) => r,
+        Err(e @ ReplayError::BadInput(_)) => {
+            eprintln!("gossipnet replay: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e @ ReplayError::Failed(_)) => {
+            eprintln!("gossipnet replay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "gossipnet replay: {} compared until {:.3} s; twin latency {}, tolerance {}",
+        a.real_dir.display(),
+        r.horizon.secs_f64(),
+        r.latency,
+        r.tolerance
+    );
+    for (name, t) in &r.tallies {
+        let text = match &t.skipped {
+            Some(why) => format!("not compared: {why}"),
+            None => format!(
+                "real {}, twin {}, agreed {}, expected {}, unexpected {}",
+                t.real, t.twin, t.agreed, t.expected, t.unexpected
+            ),
+        };
+        row(name, text);
+    }
+    row("report", r.out.join("conformance.md").display().to_string());
+    if r.unexpected == 0 {
+        println!(
+            "AGREE: {} disagreements, all expected (races decided by real timing)",
+            r.expected
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "DISAGREE: {} unexpected disagreements ({} expected); see disagreements.csv",
+            r.unexpected, r.expected
+        );
+        ExitCode::from(1)
+    }
 }
 
 fn campaign(a: &CampaignArgs) -> Result<(), String> {

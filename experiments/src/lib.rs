@@ -11,6 +11,7 @@ pub mod flood;
 pub mod graph;
 pub mod plot;
 pub mod pool;
+pub mod replay;
 pub mod run;
 pub mod scenario;
 pub mod sweep;

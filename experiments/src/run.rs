@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::json;
 use sim_core::digest::DigestMemo;
 use sim_core::report::{Outcome, Recorder, write_folder};
-use sim_core::sim::{SimConfig, World};
+use sim_core::sim::{Observer, SimConfig, World};
 use sim_core::time::{Duration, Time};
 
 /// Where a run writes and what it reports along the way.
@@ -79,14 +79,28 @@ pub fn run_to_folder(cfg: SimConfig, opts: RunOptions) -> Result<RunResult, Stri
 /// run's outputs are the same for any number of them.
 pub fn run_to_folder_with(
     cfg: SimConfig,
-    mut opts: RunOptions,
+    opts: RunOptions,
     hash_threads: usize,
 ) -> Result<RunResult, String> {
+    run_prepared_to_folder(cfg, opts, hash_threads, &mut |_| {}, &mut ()).map(|(result, _)| result)
+}
+
+/// As [`run_to_folder_with`], with `prepare` given the world before it runs (to schedule
+/// what the configuration cannot say, such as originations at given times) and `also` told
+/// every event the recorder is told. Returns the recorder as well.
+pub fn run_prepared_to_folder(
+    cfg: SimConfig,
+    mut opts: RunOptions,
+    hash_threads: usize,
+    prepare: &mut dyn FnMut(&mut World),
+    also: &mut dyn Observer,
+) -> Result<(RunResult, Recorder), String> {
     let threads = hash_threads.max(1);
     let pool = crate::pool::Pool::new(threads);
     let memo = DigestMemo::with_pool(cfg.hash_iterations, Some(stopwatch()), pool.handle());
     let seed = cfg.seed;
     let mut world = World::new(cfg, memo)?;
+    prepare(&mut world);
     if let Some(path) = &opts.trace {
         let file =
             File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
@@ -98,7 +112,13 @@ pub fn run_to_folder_with(
     let step = Duration::from_secs(1);
     while world.now() < end {
         let next = (world.now() + step).min(end);
-        world.run_until(next, &mut rec);
+        world.run_until(
+            next,
+            &mut Tee {
+                rec: &mut rec,
+                also: &mut *also,
+            },
+        );
         if let Some(p) = opts.progress.as_mut() {
             p(next.0 as f64 / end.0.max(1) as f64);
         }
@@ -123,7 +143,7 @@ pub fn run_to_folder_with(
     });
     write_folder(&opts.out, &rec, extra)
         .map_err(|e| format!("cannot write {}: {e}", opts.out.display()))?;
-    Ok(RunResult {
+    let result = RunResult {
         outcome: rec.outcome(),
         trace_digest,
         wall_s,
@@ -131,7 +151,26 @@ pub fn run_to_folder_with(
         hashing_s: memo.hashing_micros as f64 / 1e6,
         digests: memo.computed,
         out: opts.out.clone(),
-    })
+    };
+    Ok((result, rec))
+}
+
+/// Tells the recorder, then `also`.
+struct Tee<'a> {
+    rec: &'a mut Recorder,
+    also: &'a mut dyn Observer,
+}
+
+impl Observer for Tee<'_> {
+    fn event(&mut self, at: Time, node: sim_core::addr::NodeAddr, event: &sim_core::node::Event) {
+        self.rec.event(at, node, event);
+        self.also.event(at, node, event);
+    }
+
+    fn world(&mut self, at: Time, event: &sim_core::sim::WorldEvent) {
+        self.rec.world(at, event);
+        self.also.world(at, event);
+    }
 }
 
 /// What timing the digest on this machine gave (`gossipnet sim --processing digest`).

@@ -106,12 +106,21 @@ pub fn run_seeds_with_faults(
         say(&opts, format!("seed listening on {}", h.addr()));
         nodes.push(h);
     }
+    // Seed j of this process draws from the RNG of seed j: `seed_addrs` says which is
+    // which, and the policies are what a replay's twin needs (`gossipnet replay`).
     let params = json!({
         "seeds": listens.len(),
+        "seed_addrs": nodes.iter().map(|h| h.addr().to_string()).collect::<Vec<_>>(),
         "peer_list_max": cfg.peer_list_max,
         "bad_frames_max": cfg.bad_frames_max,
         "handshake_timeout_s": cfg.handshake_timeout.secs_f64(),
         "latency": latency_param(opts.latency),
+        "idle_timeout_s": cfg.idle_timeout.secs_f64(),
+        "probe_timeout_s": cfg.probe_timeout.secs_f64(),
+        "removal": cfg.removal.to_string(),
+        "admission": cfg.admission.to_string(),
+        "trust_advertised_ip": cfg.trust_advertised_ip,
+        "wire": cfg.wire.to_string(),
     });
     let mut plan = FaultPlan {
         due: Vec::new(),
@@ -211,6 +220,14 @@ pub fn run_peers_with_faults(
         "bad_frames_max": cfg.bad_frames_max,
         "join_interval_s": opts.join_interval.as_secs_f64(),
         "latency": latency_param(opts.latency),
+        "handshake_timeout_s": cfg.handshake_timeout.secs_f64(),
+        "seed_retry_s": cfg.seed_retry.secs_f64(),
+        "seen_ttl_s": cfg.seen_ttl.secs_f64(),
+        "wire": cfg.wire.to_string(),
+        // Peer k of `peer_addrs` draws from the RNG of peer first_index + k (a replay's
+        // twin draws the same).
+        "first_index": first_index,
+        "peer_addrs": nodes.iter().map(|h| h.addr().to_string()).collect::<Vec<_>>(),
     });
     // A restarted peer listens where it listened (on the port the OS gave it, if it chose).
     let restarts = nodes

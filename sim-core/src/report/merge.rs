@@ -125,6 +125,23 @@ pub fn read_process(dir: &Path) -> Result<Process, String> {
     })
 }
 
+impl Process {
+    /// `summary.json` as read.
+    pub fn summary(&self) -> &Map<String, Value> {
+        &self.summary
+    }
+
+    /// The journal, on the process's own clock (empty once the process was merged).
+    pub fn journal(&self) -> &[Entry] {
+        &self.journal
+    }
+
+    /// `outputfile.log` as (UNIX µs, line) (empty once the process was merged).
+    pub fn log(&self) -> &[(u64, String)] {
+        &self.log
+    }
+}
+
 fn read_summary(path: &Path) -> Result<Map<String, Value>, String> {
     let text =
         fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -462,13 +479,22 @@ impl Merged {
             .iter()
             .map(|p| {
                 let field = |k: &str| p.summary.get(k).cloned().unwrap_or(Value::Null);
+                let started_at_s = (p.started_at_unix_us - epoch) as f64 / 1e6;
+                // When the process began to stop, on the merged clock: what came after is
+                // its teardown (a replay compares the run before it).
+                let stop_began_s = p
+                    .summary
+                    .get("stop_began_s")
+                    .and_then(Value::as_f64)
+                    .map(|s| s + started_at_s);
                 json!({
                     "folder": p.dir.display().to_string(),
                     "command": field("command"),
                     "seed": field("seed"),
                     "started_at_unix_us": p.started_at_unix_us,
-                    "started_at_s": (p.started_at_unix_us - epoch) as f64 / 1e6,
+                    "started_at_s": started_at_s,
                     "stopped_at_s": (p.stopped_at_unix_us - epoch) as f64 / 1e6,
+                    "stop_began_s": stop_began_s,
                     "nodes": p.nodes.len(),
                     "parameters": field("parameters"),
                 })

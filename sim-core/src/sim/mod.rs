@@ -73,6 +73,35 @@ pub struct SimConfig {
     /// A hostile client at [`Spoofing::ADDR`] that registers itself, reports listed peers
     /// dead in its own name and tries to register others' addresses (fault campaigns).
     pub spoofer: Option<Spoofing>,
+    /// When each node starts; `None`: seeds at 0, peer `i` at `(i + 1) * join_interval`.
+    /// The twin of a real run (`gossipnet replay`) starts each node when it really started.
+    pub starts: Option<Starts>,
+    /// The index each node's RNG is derived from; `None`: its own index. A real process
+    /// numbers its nodes itself (a lone `gossipnet peer` uses its port), and its twin
+    /// must draw what it drew.
+    pub rng_indices: Option<RngIndices>,
+}
+
+/// Explicit start times for a simulated run (see [`SimConfig::starts`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Starts {
+    /// Seed `j` starts at `seeds[j]`.
+    pub seeds: Vec<Time>,
+    /// Peer `i` starts at `peers[i]`.
+    pub peers: Vec<Time>,
+}
+
+/// Explicit RNG indices for a simulated run (see [`SimConfig::rng_indices`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RngIndices {
+    /// Seed `j` draws from the RNG of seed index `seeds[j]`.
+    pub seeds: Vec<u64>,
+    /// Peer `i` draws from the RNG of peer index `peers[i]`.
+    pub peers: Vec<u64>,
+    /// A restarted peer draws from its first incarnation's RNG again, as a real restart
+    /// does (a fresh node or process given the same `--seed` and index), instead of the
+    /// next incarnation's.
+    pub first_incarnation_on_restart: bool,
 }
 
 /// Explicit node addresses for a simulated run.
@@ -105,6 +134,8 @@ impl Default for SimConfig {
             connect_timeout: Duration::from_secs(3),
             addresses: None,
             spoofer: None,
+            starts: None,
+            rng_indices: None,
         }
     }
 }
@@ -166,9 +197,35 @@ impl SimConfig {
                 return Err("node addresses must be distinct".into());
             }
         }
+        let sizes = |what: &str, seeds: usize, peers: usize| {
+            if seeds == self.seeds && peers == self.peers {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{seeds} seed and {peers} peer {what} given for {} seeds and {} peers",
+                    self.seeds, self.peers
+                ))
+            }
+        };
+        if let Some(s) = &self.starts {
+            sizes("start times", s.seeds.len(), s.peers.len())?;
+        }
+        if let Some(r) = &self.rng_indices {
+            sizes("RNG indices", r.seeds.len(), r.peers.len())?;
+        }
         self.faults
             .iter()
             .try_for_each(|f| f.validate(self.seeds, self.peers))
+    }
+
+    /// The index seed `j` derives its RNG from.
+    fn seed_rng_index(&self, j: usize) -> u64 {
+        self.rng_indices.as_ref().map_or(j as u64, |r| r.seeds[j])
+    }
+
+    /// The index peer `i` derives its RNG from.
+    fn peer_rng_index(&self, i: usize) -> u64 {
+        self.rng_indices.as_ref().map_or(i as u64, |r| r.peers[i])
     }
 
     /// Where seed `j` listens.
@@ -389,7 +446,12 @@ impl World {
         let mut seed_nodes = Vec::with_capacity(cfg.seeds);
         for j in 0..cfg.seeds {
             let addr = cfg.seed_addr(j);
-            let rng = node_rng(cfg.seed, STREAM_SEED, j, 0);
+            let rng = ChaCha8Rng::seed_from_u64(derive_seed(
+                cfg.seed,
+                STREAM_SEED,
+                cfg.seed_rng_index(j),
+                0,
+            ));
             seed_nodes.push(SeedNode::new(addr, Self::seed_config(&cfg), rng));
             nodes.push(NodeSlot {
                 addr,
@@ -449,15 +511,25 @@ impl World {
             let node = (w.cfg.seeds + w.cfg.peers) as u32;
             w.schedule(Time::ZERO, Entry::new(Kind::Start, node, 0));
         }
-        for j in 0..w.cfg.seeds {
-            w.schedule(Time::ZERO, Entry::new(Kind::Start, j as u32, 0));
+        match w.cfg.starts.clone() {
+            None => {
+                for j in 0..w.cfg.seeds {
+                    w.schedule(Time::ZERO, Entry::new(Kind::Start, j as u32, 0));
+                }
+                // Peer i joins at (i + 1) join intervals: a series of entries made as they
+                // are due. Node indices fit in u32 (`validate` bounds the peers).
+                let first = Entry::new(Kind::Start, w.cfg.seeds as u32, 0);
+                let (interval, peers) = (w.cfg.join_interval, w.cfg.peers as u32);
+                w.queue
+                    .push_series(Time::ZERO + interval, interval, peers, first);
+            }
+            Some(s) => {
+                // Node indices fit in u32 (`validate` bounds the peers).
+                for (k, at) in s.seeds.iter().chain(&s.peers).enumerate() {
+                    w.schedule(*at, Entry::new(Kind::Start, k as u32, 0));
+                }
+            }
         }
-        // Peer i joins at (i + 1) join intervals: a series of entries made as they are due.
-        // Node indices fit in u32 (`validate` bounds the peers).
-        let first = Entry::new(Kind::Start, w.cfg.seeds as u32, 0);
-        let (interval, peers) = (w.cfg.join_interval, w.cfg.peers as u32);
-        w.queue
-            .push_series(Time::ZERO + interval, interval, peers, first);
         for k in 0..w.cfg.faults.len() {
             let at = w.cfg.faults[k].at();
             w.schedule(at, Entry::new(Kind::Fault, k as u32, 0));
@@ -480,10 +552,14 @@ impl World {
     }
 
     fn make_peer(cfg: &SimConfig, ctx: &Arc<PeerContext>, i: usize, incarnation: u32) -> PeerNode {
+        let incarnation = match &cfg.rng_indices {
+            Some(r) if r.first_incarnation_on_restart => 0,
+            _ => incarnation,
+        };
         let rng = CompactRng::seed_from_u64(derive_seed(
             cfg.seed,
             STREAM_PEER,
-            i as u64,
+            cfg.peer_rng_index(i),
             incarnation.into(),
         ));
         PeerNode::with_context(cfg.peer_addr(i), Arc::clone(ctx), rng)

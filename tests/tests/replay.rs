@@ -1,0 +1,291 @@
+//! `gossipnet replay`, as a person runs it: a `gossipnet seeds` process and a `gossipnet
+//! swarm` with a crash from a scenario, on loopback ports the OS chose, merged, then
+//! replayed; the same folder doctored; and folders that cannot be replayed. Every wait is
+//! bounded.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use gossipnet_tests::gossipnet_binary;
+
+/// The longest a spawned command may run before the test gives up on it.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn gossipnet(args: &[&str], dir: &Path) -> Command {
+    let mut c = Command::new(gossipnet_binary());
+    c.args(args).current_dir(dir).stdin(Stdio::null());
+    c
+}
+
+/// Runs to the end (bounded), with its output.
+fn run(args: &[&str], dir: &Path) -> Output {
+    let child = gossipnet(args, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gossipnet starts");
+    wait(child, args)
+}
+
+fn wait(mut child: Child, args: &[&str]) -> Output {
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    while child.try_wait().expect("a status").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("gossipnet {args:?} ran over {COMMAND_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("its output")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Three loopback ports nobody listens on right now (the OS chose them).
+fn free_ports() -> Vec<u16> {
+    let ls: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a loopback port"))
+        .collect();
+    ls.iter()
+        .map(|l| l.local_addr().expect("bound").port())
+        .collect()
+}
+
+/// A swarm of 10 peers (1 s liveness rounds, 3 messages each, 1 s apart) whose peer 3
+/// crashes at 3 s, beside a `gossipnet seeds` process; both folders merged into
+/// `dir/merged`.
+fn real_run(dir: &Path) {
+    let ports = free_ports();
+    let config: String = ports.iter().map(|p| format!("127.0.0.1:{p}\n")).collect();
+    std::fs::write(dir.join("config.txt"), config).expect("config.txt");
+    std::fs::write(
+        dir.join("crash.toml"),
+        r#"
+[run]
+seed = 3
+duration = "9s"
+hash_iterations = 100
+[network]
+peers = 10
+join_interval = "50ms"
+[protocol]
+liveness_interval = "1s"
+[messages]
+interval = "1s"
+count = 3
+[[fault]]
+kind = "crash"
+peer = 3
+at = "3s"
+"#,
+    )
+    .expect("crash.toml");
+    let seeds_args = [
+        "seeds",
+        "--config",
+        "config.txt",
+        "--seed",
+        "3",
+        "--duration",
+        "11s",
+        "--out",
+        "seeds",
+        "-q",
+    ];
+    let seeds = gossipnet(&seeds_args, dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gossipnet seeds starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ports
+        .iter()
+        .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
+    {
+        assert!(Instant::now() < deadline, "the seeds did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let swarm = run(
+        &[
+            "swarm",
+            "--scenario",
+            "crash.toml",
+            "--config",
+            "config.txt",
+            "--base-port",
+            "0",
+            "--out",
+            "swarm",
+            "--no-plot",
+            "-q",
+        ],
+        dir,
+    );
+    assert!(swarm.status.success(), "{}", text(&swarm));
+    let seeds = wait(seeds, &seeds_args);
+    assert!(seeds.status.success(), "{}", text(&seeds));
+    let merged = run(
+        &["merge", "seeds", "swarm", "--out", "merged", "--no-plot"],
+        dir,
+    );
+    assert!(merged.status.success(), "{}", text(&merged));
+}
+
+/// The rows of `disagreements.csv` classified `class`, as (kind, subject, node).
+fn rows(dir: &Path, class: &str) -> Vec<(String, String, String)> {
+    let mut r = csv::Reader::from_path(dir.join("disagreements.csv")).expect("the CSV");
+    r.records()
+        .map(|rec| rec.expect("a row"))
+        .filter(|rec| &rec[6] == class)
+        .map(|rec| (rec[0].to_owned(), rec[1].to_owned(), rec[3].to_owned()))
+        .collect()
+}
+
+/// A row of conformance.md's decision table: (real, twin, agreed, unexpected).
+fn decision(md: &str, kind: &str) -> (usize, usize, usize, usize) {
+    let line = md
+        .lines()
+        .find(|l| l.starts_with(&format!("| {kind} |")))
+        .unwrap_or_else(|| panic!("no {kind} row in\n{md}"));
+    let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+    let n = |i: usize| cells[i].parse::<usize>().unwrap_or(usize::MAX);
+    (n(3), n(4), n(5), n(9))
+}
+
+#[test]
+fn a_replayed_swarm_agrees_with_its_twin_and_a_doctored_one_does_not() {
+    let tmp = tempfile::tempdir().expect("a temporary folder");
+    let dir = tmp.path();
+    real_run(dir);
+
+    let out = run(&["replay", "merged", "--out", "replay"], dir);
+    let md = std::fs::read_to_string(dir.join("replay/conformance.md")).unwrap_or_default();
+    assert_eq!(out.status.code(), Some(0), "{}\n{md}", text(&out));
+    assert!(text(&out).contains("AGREE"), "{}", text(&out));
+    assert!(rows(&dir.join("replay"), "unexpected").is_empty());
+    assert!(
+        dir.join("replay/twin/deliveries.csv").is_file(),
+        "the twin's run folder"
+    );
+    for kind in ["delivery", "dead_report", "removal", "registration"] {
+        let (real, twin, agreed, unexpected) = decision(&md, kind);
+        assert!(real > 0, "{kind}: nothing to compare\n{md}");
+        assert_eq!(
+            (real, twin, agreed, unexpected),
+            (real, real, real, 0),
+            "{kind}\n{md}"
+        );
+    }
+    // The crash is named, with every reporter and removing seed agreed.
+    let crash = md
+        .lines()
+        .find(|l| l.contains("| crash |"))
+        .unwrap_or_else(|| panic!("no crash row\n{md}"));
+    let cells: Vec<&str> = crash.split('|').map(str::trim).collect();
+    for c in [&cells[4], &cells[5]] {
+        let n: Vec<&str> = c.split(" / ").collect();
+        assert!(n[0] != "0" && n.iter().all(|x| *x == n[0]), "{crash}");
+    }
+
+    // Doctored: one peer's receipt of a second message (sent once every peer had joined,
+    // away from the crash), and one seed's removal, taken out.
+    let journal = std::fs::read_to_string(dir.join("merged/events.jsonl")).expect("journal");
+    let lines: Vec<&str> = journal.lines().collect();
+    let delivered = lines
+        .iter()
+        .position(|l| l.contains("\"e\":\"delivered\"") && l.contains("#2\""))
+        .expect("a receipt");
+    let removed = lines
+        .iter()
+        .position(|l| l.contains("\"e\":\"removed_by_seed\""))
+        .expect("a removal");
+    let field = |line: &str, key: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a journal line");
+        v[key].as_str().unwrap_or_default().to_owned()
+    };
+    let receiver = field(lines[delivered], "n");
+    let (dead, seed) = (field(lines[removed], "dead"), field(lines[removed], "n"));
+    // Every removal of that peer by that seed (a seed may remove a peer twice: on the
+    // report, and on a fellow seed's notice).
+    let same_removal = |l: &str| {
+        l.contains("\"e\":\"removed_by_seed\"") && field(l, "dead") == dead && field(l, "n") == seed
+    };
+    let doctored: String = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| *i != delivered && !same_removal(l))
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    let copy = dir.join("doctored");
+    std::fs::create_dir_all(&copy).expect("a folder");
+    for f in ["summary.json", "outputfile.log"] {
+        std::fs::copy(dir.join("merged").join(f), copy.join(f)).expect("copied");
+    }
+    std::fs::write(copy.join("events.jsonl"), doctored).expect("written");
+    let out = run(&["replay", "doctored", "--out", "replay-doctored"], dir);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("DISAGREE"), "{}", text(&out));
+    let bad = rows(&dir.join("replay-doctored"), "unexpected");
+    assert!(
+        bad.iter()
+            .any(|(k, _, node)| k == "delivery" && *node == receiver),
+        "the missing receipt at {receiver}: {bad:?}"
+    );
+    assert!(
+        bad.iter()
+            .any(|(k, d, node)| k == "removal" && *d == dead && *node == seed),
+        "the missing removal of {dead} by {seed}: {bad:?}"
+    );
+}
+
+#[test]
+fn folders_that_cannot_be_replayed_are_refused_with_status_2() {
+    let tmp = tempfile::tempdir().expect("a temporary folder");
+    let dir = tmp.path();
+    let cases: Vec<(&str, &str)> = vec![
+        ("missing", "no such folder"),
+        ("sim", "is a simulated run"),
+        ("nojournal", "has no events.jsonl"),
+    ];
+    let sim = run(
+        &[
+            "sim",
+            "--peers",
+            "3",
+            "--duration",
+            "2s",
+            "--hash-iterations",
+            "10",
+            "--no-faults",
+            "--no-plot",
+            "--out",
+            "sim",
+        ],
+        dir,
+    );
+    assert!(sim.status.success(), "{}", text(&sim));
+    std::fs::create_dir_all(dir.join("nojournal")).expect("a folder");
+    std::fs::write(
+        dir.join("nojournal/summary.json"),
+        r#"{"driver":"real","started_at_unix_s":1.0,"wall_time_s":1.0}"#,
+    )
+    .expect("written");
+    for (folder, want) in cases {
+        let out = run(&["replay", folder, "--out", "out"], dir);
+        assert_eq!(out.status.code(), Some(2), "{folder}: {}", text(&out));
+        assert!(text(&out).contains(want), "{folder}: {}", text(&out));
+        assert!(
+            text(&out).starts_with("gossipnet replay: "),
+            "{}",
+            text(&out)
+        );
+    }
+}
