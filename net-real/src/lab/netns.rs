@@ -214,7 +214,8 @@ impl Network {
         let mut names: Vec<String> = hosts.iter().map(|h| h.ns.clone()).collect();
         names.push(hub.clone());
         let state_file = Path::new(STATE_DIR).join(format!("{prefix}.json"));
-        write_state(&state_file, prefix, &names)?;
+        let neigh = NeighLimits::plan(hosts.len());
+        write_state(&state_file, prefix, &names, neigh.map(|n| n.original))?;
         let net = Network {
             tools: tools.clone(),
             prefix: prefix.to_owned(),
@@ -223,6 +224,9 @@ impl Network {
             state_file,
             removed: false,
         };
+        if let Some(n) = neigh {
+            n.raise()?;
+        }
         // The hub first: where namespaces cannot be made, this is the one that fails.
         ip_batch(tools, None, &[format!("netns add {hub}")]).map_err(|e| {
             format!(
@@ -279,12 +283,14 @@ impl Network {
     pub fn remove(&mut self) -> Result<(), String> {
         self.removed = true;
         remove_namespaces(&self.tools, &self.names)?;
+        let original = read_state(&self.state_file).and_then(|s| neigh_original(&s));
         std::fs::remove_file(&self.state_file)
             .or_else(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => Ok(()),
                 _ => Err(e),
             })
-            .map_err(|e| format!("cannot remove {}: {e}", self.state_file.display()))
+            .map_err(|e| format!("cannot remove {}: {e}", self.state_file.display()))?;
+        restore_neigh_limits(original)
     }
 }
 
@@ -298,7 +304,12 @@ impl Drop for Network {
     }
 }
 
-fn write_state(path: &Path, prefix: &str, names: &[String]) -> Result<(), String> {
+fn write_state(
+    path: &Path,
+    prefix: &str,
+    names: &[String],
+    neigh_original: Option<[u64; 3]>,
+) -> Result<(), String> {
     let dir = path.parent().unwrap_or(Path::new(STATE_DIR));
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let (pid, started) = (std::process::id(), process_start(std::process::id()));
@@ -307,9 +318,107 @@ fn write_state(path: &Path, prefix: &str, names: &[String]) -> Result<(), String
         "pid": pid,
         "process_start_ticks": started,
         "namespaces": names,
+        "neigh_gc_thresh_original": neigh_original,
     });
     std::fs::write(path, format!("{state:#}\n"))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The kernel's neighbour (ARP) table limits, `net.ipv4.neigh.default.gc_thresh1..3`. The
+/// table is one for all network namespaces: with its default hard limit of 1 024 entries, a
+/// lab of a hundred hosts, each resolving the addresses it talks to, overflows it and new
+/// connections time out (`neighbor table overflow!` in the kernel log).
+const NEIGH_GC_THRESH: [&str; 3] = [
+    "/proc/sys/net/ipv4/neigh/default/gc_thresh1",
+    "/proc/sys/net/ipv4/neigh/default/gc_thresh2",
+    "/proc/sys/net/ipv4/neigh/default/gc_thresh3",
+];
+
+/// Limits to raise for a lab, and the machine's own (to put back).
+#[derive(Clone, Copy, Debug)]
+struct NeighLimits {
+    original: [u64; 3],
+    raised: [u64; 3],
+}
+
+impl NeighLimits {
+    /// What `hosts` hosts need (each may resolve every other: hosts² entries, plus the
+    /// machine's own 1 024), if the limits in force are lower. The original values are
+    /// those another running lab recorded, if one raised them already.
+    fn plan(hosts: usize) -> Option<NeighLimits> {
+        let now = read_neigh_limits()?;
+        let need = (hosts as u64).saturating_mul(hosts as u64) + 1024;
+        if now[2] >= need {
+            return None;
+        }
+        let original = live_states().iter().find_map(neigh_original).unwrap_or(now);
+        Some(NeighLimits {
+            original,
+            raised: [now[0], now[1].max(need / 2), need],
+        })
+    }
+
+    fn raise(&self) -> Result<(), String> {
+        println!(
+            "raising the kernel's neighbour table limits (net.ipv4.neigh.default.gc_thresh2/3, \
+             one table for all namespaces) from {}/{} to {}/{}; put back when the last lab ends",
+            self.original[1], self.original[2], self.raised[1], self.raised[2]
+        );
+        write_neigh_limits(self.raised)
+    }
+}
+
+fn read_neigh_limits() -> Option<[u64; 3]> {
+    let read = |p: &str| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok();
+    Some([
+        read(NEIGH_GC_THRESH[0])?,
+        read(NEIGH_GC_THRESH[1])?,
+        read(NEIGH_GC_THRESH[2])?,
+    ])
+}
+
+/// Writes the three limits, the hard one first when raising (the kernel wants 1 <= 2 <= 3).
+fn write_neigh_limits(v: [u64; 3]) -> Result<(), String> {
+    let raising = read_neigh_limits().is_some_and(|now| v[2] >= now[2]);
+    let order: [usize; 3] = if raising { [2, 1, 0] } else { [0, 1, 2] };
+    for k in order {
+        std::fs::write(NEIGH_GC_THRESH[k], v[k].to_string())
+            .map_err(|e| format!("cannot set {}: {e}", NEIGH_GC_THRESH[k]))?;
+    }
+    Ok(())
+}
+
+/// Puts the machine's limits back once no lab's state file is left.
+fn restore_neigh_limits(original: Option<[u64; 3]>) -> Result<(), String> {
+    let Some(original) = original else {
+        return Ok(());
+    };
+    if !live_states().is_empty() {
+        return Ok(()); // another lab runs: the last one puts them back
+    }
+    write_neigh_limits(original)
+}
+
+fn neigh_original(state: &serde_json::Value) -> Option<[u64; 3]> {
+    let v = state["neigh_gc_thresh_original"].as_array()?;
+    Some([
+        v.first()?.as_u64()?,
+        v.get(1)?.as_u64()?,
+        v.get(2)?.as_u64()?,
+    ])
+}
+
+fn read_state(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// The state files of labs (running or not yet cleaned up).
+fn live_states() -> Vec<serde_json::Value> {
+    std::fs::read_dir(STATE_DIR)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| read_state(&e.ok()?.path()))
+        .collect()
 }
 
 /// A process's start (field 22 of `/proc/PID/stat`, clock ticks since boot), unless it is
@@ -435,6 +544,7 @@ pub fn cleanup_stale(tools: &Tools) -> Result<Cleanup, String> {
             remove_namespaces(tools, &names)?;
             std::fs::remove_file(file)
                 .map_err(|e| format!("cannot remove {}: {e}", file.display()))?;
+            restore_neigh_limits(neigh_original(&state))?;
             out.removed.push((prefix.to_owned(), existing));
         }
     }
