@@ -21,7 +21,10 @@ fn unavailable() -> Option<String> {
     if euid.as_deref() != Some("0") {
         return Some("not root".into());
     }
-    let probe = format!("gnlprobe-{}", std::process::id());
+    // One name a probe: the tests of this file probe at once.
+    static PROBES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = format!("gnlprobe-{}-{n}", std::process::id());
     let made = Command::new("ip").args(["netns", "add", &probe]).output();
     match made {
         Err(e) => Some(format!("no iproute2 ip: {e}")),
