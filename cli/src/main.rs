@@ -17,6 +17,7 @@ use sim_core::time::{Duration, Time};
 use sim_core::topology::Topology;
 
 mod conform;
+mod lab;
 mod real;
 use real::{peer, seed, seeds, swarm};
 mod seed_load;
@@ -53,6 +54,13 @@ enum Cmd {
     /// merged into one.
     #[command(args_override_self = true)]
     Swarm(Box<SwarmArgs>),
+    /// Run a real network in Linux network namespaces (root): every seed and peer a process
+    /// of its own with its own address in 198.18.0.0/15, joined by veth pairs to one bridge;
+    /// a scenario's faults done for real (SIGKILL, SIGSTOP, connection resets, blackhole
+    /// routes); the processes' run folders merged into one at the end. --cleanup removes
+    /// what a lab killed outright left behind.
+    #[command(args_override_self = true)]
+    Lab(Box<lab::LabArgs>),
     /// Draw the figures of a run folder (simulated or real; a folder holding only
     /// freqtrack.log gets the degree charts) and fit a power law to its degrees (fit.json).
     Plot(PlotArgs),
@@ -587,6 +595,7 @@ fn main() -> ExitCode {
         }
         Cmd::Swarm(mut args) => swarm_scenario(&mut args, matches.subcommand_matches("swarm"))
             .and_then(|()| swarm(&args)),
+        Cmd::Lab(mut args) => lab::lab(&mut args, matches.subcommand_matches("lab")),
         Cmd::Plot(args) => plot(&args.dir),
         Cmd::Merge(args) => merge(&args),
         Cmd::Experiment(args) => experiment(&args),
@@ -790,7 +799,7 @@ fn sim(args: SimArgs, matches: Option<&ArgMatches>) -> Result<(), String> {
 }
 
 /// Whether flag `id` of the command `matches` holds was typed on the command line.
-fn typed_in(matches: Option<&ArgMatches>) -> impl Fn(&str) -> bool + '_ {
+pub(crate) fn typed_in(matches: Option<&ArgMatches>) -> impl Fn(&str) -> bool + '_ {
     move |id: &str| matches.is_some_and(|m| m.value_source(id) == Some(ValueSource::CommandLine))
 }
 
@@ -807,7 +816,7 @@ macro_rules! take {
 /// A scenario's `[run]`, `[protocol]` and `[network] latency` keys (and, for a command that runs peers, its
 /// `[network] topology` and `[messages]`) into a real command's settings, where no flag was
 /// typed for them.
-fn real_scenario(
+pub(crate) fn real_scenario(
     l: &experiments::scenario::Loaded,
     real: &mut RealArgs,
     protocol: Option<&mut ProtocolArgs>,
@@ -912,7 +921,7 @@ fn local_faults(faults: &[Fault], first: usize, n: usize) -> Vec<Fault> {
 
 /// Says which of a scenario's keys real command `command` (`who` runs it) does not use:
 /// the seed count and the processing model, and `more`.
-fn unused(
+pub(crate) fn unused(
     command: &str,
     who: &str,
     file: &Path,
@@ -1407,7 +1416,8 @@ fn progress_bar() -> Box<dyn FnMut(f64)> {
 }
 
 fn row(k: &str, v: String) {
-    println!("  {k:<26}{v}");
+    // A key of 26 characters or more (a folder's path) still gets a space before its value.
+    println!("  {k:<25} {v}");
 }
 
 fn print_summary(r: &RunResult) {

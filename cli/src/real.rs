@@ -73,7 +73,7 @@ fn options(
 }
 
 /// A run seed for when none is given: not reproducible, but printed so that it can be.
-fn fresh_seed() -> u64 {
+pub(crate) fn fresh_seed() -> u64 {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -269,7 +269,7 @@ fn listen_at(a: NodeAddr) -> Listen {
     }
 }
 
-fn peer_config(p: &super::ProtocolArgs, real: &RealArgs) -> Result<PeerConfig, String> {
+pub(crate) fn peer_config(p: &super::ProtocolArgs, real: &RealArgs) -> Result<PeerConfig, String> {
     p.validate()?;
     let mut cfg = PeerConfig {
         bad_frames_max: real.bad_frames.max(1),

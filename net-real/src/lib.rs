@@ -29,6 +29,7 @@ pub mod config;
 mod driver;
 pub mod fds;
 pub mod frame;
+pub mod lab;
 mod runtime;
 pub mod stats;
 

@@ -50,7 +50,8 @@ pub struct Process {
     pub started_at_unix_us: u64,
     /// UNIX µs when the process stopped (its start plus `wall_time_s`).
     pub stopped_at_unix_us: u64,
-    /// Nodes whose events it recorded.
+    /// Nodes whose events it recorded (not counting a stop alone: `gossipnet lab` records
+    /// the crashes it makes in a folder of its own).
     pub nodes: BTreeSet<NodeAddr>,
     summary: Map<String, Value>,
     journal: Vec<Entry>,
@@ -118,7 +119,14 @@ pub fn read_process(dir: &Path) -> Result<Process, String> {
         started_at_unix_us: started,
         // The run's wall time is taken after its nodes stopped, so it covers every event.
         stopped_at_unix_us: started.saturating_add(wall_us.max(last_event)),
-        nodes: journal.entries.iter().map(|e| e.node).collect(),
+        // A node is run by the process that records its events; one that only records its
+        // stop (the lab, which kills peers' processes) does not run it.
+        nodes: journal
+            .entries
+            .iter()
+            .filter(|e| e.change != Change::Down)
+            .map(|e| e.node)
+            .collect(),
         summary,
         journal: journal.entries,
         log,
