@@ -8,7 +8,6 @@ use std::sync::mpsc::{self, Receiver};
 use clap::{ArgMatches, Args};
 use net_real::lab::{LabOptions, cleanup_stale, preflight};
 use serde_json::json;
-use sim_core::sim::Latency;
 use sim_core::time::Duration;
 use sim_core::topology::Topology;
 
@@ -30,10 +29,6 @@ pub struct LabArgs {
     /// Peer i starts at (i + 1) x this.
     #[arg(long, default_value = "100ms")]
     join_interval: Duration,
-    /// One-way latency, fixed (20ms) or uniform (10ms..50ms): netem where the kernel has
-    /// it, else each process's driver where it can hold frames [default: none added].
-    #[arg(long)]
-    latency: Option<Latency>,
     /// Do not draw the figures of the merged folder.
     #[arg(long)]
     no_plot: bool,
@@ -69,9 +64,6 @@ pub fn lab(a: &mut LabArgs, matches: Option<&ArgMatches>) -> Result<(), String> 
         if take(s.network.seeds.is_some(), "seeds") {
             a.seeds = c.seeds;
         }
-        if take(s.network.latency.is_some(), "latency") {
-            a.latency = Some(c.latency);
-        }
         if s.run.processing.is_some() {
             eprintln!(
                 "gossipnet lab: {}: not used by a lab: [run] processing (real processes spend \
@@ -103,7 +95,7 @@ pub fn lab(a: &mut LabArgs, matches: Option<&ArgMatches>) -> Result<(), String> 
         "misses": a.protocol.misses,
         "hash_iterations": a.real.hash_iterations,
         "topology": a.protocol.topology.to_string(),
-        "latency": a.latency.map(|l| l.to_string()),
+        "latency": a.real.latency.map(|l| l.to_string()),
         "faults": faults.iter().map(ToString::to_string).collect::<Vec<_>>(),
     });
     println!(
@@ -132,7 +124,7 @@ pub fn lab(a: &mut LabArgs, matches: Option<&ArgMatches>) -> Result<(), String> 
             .map(|d| std::time::Duration::from_micros(d.0)),
         join_interval: std::time::Duration::from_micros(a.join_interval.0),
         faults,
-        latency: a.latency,
+        latency: a.real.latency,
         seed_args: seed_args(&a.real, run_seed),
         peer_args: peer_args(&a.protocol, &a.real, run_seed),
         command,

@@ -277,8 +277,8 @@ struct RealArgs {
     loops: usize,
     /// One-way latency the driver adds to every frame a node writes, as `gossipnet sim
     /// --latency` models a link's: fixed (20ms) or uniform per frame (10ms..50ms), on top of
-    /// the real network's own delay; frames keep their order on a connection [default:
-    /// none].
+    /// the real network's own delay; frames keep their order on a connection (a lab uses
+    /// netem on its veths instead where the kernel has it) [default: none].
     #[arg(long, value_name = "L")]
     latency: Option<Latency>,
     /// Print only the final summary.
