@@ -134,7 +134,7 @@ pub fn lab(a: &mut LabArgs, matches: Option<&ArgMatches>) -> Result<(), String> 
     };
     let report = net_real::lab::run(&opts, &tools)?;
     for l in &report.lost {
-        println!("  lost: {l}");
+        println!("  {l}");
     }
     crate::merge(&MergeArgs {
         dirs: report.folders,

@@ -302,6 +302,11 @@ struct SeedArgs {
     /// removal it verified, and each checks the peer itself.
     #[arg(long, default_value = "config.txt")]
     config: PathBuf,
+    /// The seed's index in its network: it makes the random choices of seed INDEX of
+    /// `gossipnet sim` and of `gossipnet seeds` [default: its line in the seed list, from 0,
+    /// where the list has its address; else 0].
+    #[arg(long)]
+    index: Option<usize>,
     #[command(flatten)]
     real: RealArgs,
 }
@@ -902,7 +907,8 @@ pub(crate) fn real_scenario(
 
 /// The timeline's faults of peers `first..first + n` (the scenario's indices), renumbered
 /// from 0 as a process that runs those peers numbers them; partitions and seed crashes as
-/// they are.
+/// they are (a partition's groups are the run's indices: the process finds its own peers
+/// in them and, with a base port, the other processes' peers).
 fn local_faults(faults: &[Fault], first: usize, n: usize) -> Vec<Fault> {
     let local = |p: usize| p.checked_sub(first).filter(|&i| i < n);
     faults
@@ -1146,10 +1152,15 @@ fn merge(a: &MergeArgs) -> Result<(), String> {
         row(
             &p.dir.display().to_string(),
             format!(
-                "{} nodes, from {:.3} s to {:.3} s",
+                "{} nodes, from {:.3} s to {:.3} s{}",
                 p.nodes.len(),
                 (p.started_at_unix_us - epoch) as f64 / 1e6,
-                p.stopped_at_unix_us.saturating_sub(epoch) as f64 / 1e6
+                p.stopped_at_unix_us.saturating_sub(epoch) as f64 / 1e6,
+                if p.summary().get("complete") == Some(&serde_json::Value::Bool(false)) {
+                    " (killed: its records up to its last event)"
+                } else {
+                    ""
+                }
             ),
         );
     }

@@ -69,6 +69,8 @@ fn options(
         loops: real.loops,
         // Zero is no latency: nothing held, timed or drawn.
         latency: real.latency.filter(|l| l.max().0 > 0),
+        flight_recorder: false,
+        peer_layout: None,
     })
 }
 
@@ -225,11 +227,13 @@ fn summary(s: &RunSummary) {
 /// `gossipnet seed`.
 pub fn seed(a: &SeedArgs) -> Result<(), String> {
     let listen = listen_of(a.port, a.listen.as_deref())?;
-    let opts = options(
+    let mut opts = options(
         &a.real,
         &format!("real-seed-{}", port_of(&listen)),
         Verbosity::Events,
     )?;
+    // A lone seed's records survive a kill -9 (a lab's seed crash).
+    opts.flight_recorder = true;
     header("seed", &opts);
     // Its fellow seeds, if there is a seed list: told of each removal it verifies.
     let fellows = if a.config.exists() {
@@ -237,11 +241,18 @@ pub fn seed(a: &SeedArgs) -> Result<(), String> {
     } else {
         Vec::new()
     };
+    let known = listen.advertise.unwrap_or(NodeAddr {
+        ip: *listen.bind.ip(),
+        port: listen.bind.port(),
+    });
+    let index = a
+        .index
+        .unwrap_or_else(|| fellows.iter().position(|f| *f == known).unwrap_or(0));
     let cfg = SeedConfig {
         fellows,
         ..seed_config(&a.real)
     };
-    summary(&run_seeds(&[listen], &cfg, opts)?);
+    summary(&run_seeds(&[listen], index, &cfg, opts)?);
     Ok(())
 }
 
@@ -258,7 +269,7 @@ pub fn seeds(a: &SeedsArgs) -> Result<(), String> {
         fellows: addrs,
         ..seed_config(&a.real)
     };
-    summary(&run_seeds_with_faults(&listens, &cfg, opts, &a.faults)?);
+    summary(&run_seeds_with_faults(&listens, 0, &cfg, opts, &a.faults)?);
     Ok(())
 }
 
@@ -289,6 +300,8 @@ pub fn peer(a: &PeerArgs) -> Result<(), String> {
     let mut opts = options(&a.real, &format!("real-peer-{port}"), Verbosity::Events)?;
     opts.gossip_from_stdin = std::io::stdin().is_terminal();
     opts.hash_per_peer = a.hash_per_peer;
+    // A lone peer's records survive a kill -9 (a lab's crash).
+    opts.flight_recorder = true;
     header(
         &format!("peer ({} seeds in {})", seeds.len(), a.config.display()),
         &opts,
@@ -352,6 +365,11 @@ pub fn swarm(a: &SwarmArgs) -> Result<(), String> {
     )?;
     opts.join_interval = std::time::Duration::from_micros(a.join_interval.0);
     opts.hash_per_peer = a.hash_per_peer;
+    // Peer i of the run listens at base + i - first index (a share of a swarm in several
+    // processes knows where the others' peers are, for a partition's groups).
+    if a.base_port != 0 {
+        opts.peer_layout = Some((a.ip, i64::from(a.base_port) - a.first_index as i64));
+    }
     header(
         &format!(
             "swarm ({} peers on {}:{}.., {} seeds in {})",
@@ -400,6 +418,17 @@ fn swarm_in_processes(a: &SwarmArgs, run_seed: u64, out: &std::path::Path) -> Re
         a.peers,
         parts.display()
     );
+    if a.base_port == 0
+        && a.faults
+            .iter()
+            .any(|f| matches!(f, sim_core::sim::Fault::Partition { .. }))
+    {
+        eprintln!(
+            "gossipnet swarm: with --base-port 0 a process does not know where the others' \
+             peers listen: a partition cuts only the links between one process's peers \
+             (give --base-port for the whole partition)"
+        );
+    }
     let mut children = Vec::new();
     for k in 0..procs {
         let (first, last) = (k * a.peers / procs, (k + 1) * a.peers / procs);

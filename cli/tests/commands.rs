@@ -116,6 +116,22 @@ fn run(args: &[&str], dir: &Path) -> (bool, String) {
     )
 }
 
+/// `gossipnet ARGS` (a merge) in `dir`, which must succeed: its standard output.
+fn merge<S: AsRef<std::ffi::OsStr>>(args: &[S], dir: &Path) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("gossipnet merge runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 fn summary(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json written");
     serde_json::from_str(&text).expect("valid JSON")
@@ -381,17 +397,7 @@ fn the_folders_of_a_seed_and_four_peer_processes_merge_into_one_run() {
     let mut args = vec!["merge".to_owned(), seed_out.clone()];
     args.extend(peers.iter().map(|(_, _, out)| out.clone()));
     args.extend(["--out".into(), path("merged")]);
-    let out = Command::new(BIN)
-        .args(&args)
-        .current_dir(dir.path())
-        .output()
-        .expect("gossipnet merge runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = merge(&args, dir.path());
     assert!(
         text.contains(&format!("{victim} at ")),
         "the victim stopped with its process: {text}"
@@ -566,4 +572,98 @@ fn a_swarm_in_two_processes_writes_one_merged_folder() {
         assert!(part["peak_rss_mib"].as_f64().is_some(), "{part:#}");
         assert!(part["loop_lag_p99_ms"].as_f64().is_some(), "{part:#}");
     }
+}
+
+/// A seed or peer process keeps its run folder current as it runs (a flight recorder): one
+/// killed outright (`SIGKILL`, as a lab crashes a peer) leaves `summary.json` marked
+/// incomplete and its journal up to its last event, and `gossipnet merge` reads it with the
+/// others: the killed peer's originations are in the merged run.
+#[test]
+fn a_peer_killed_outright_leaves_its_records_up_to_the_kill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
+    let seed_out = path("seed-run");
+    let (mut seed, seed_addr) = listening(&["seed", "--port", "0", "--out", &seed_out], dir.path());
+    std::fs::write(dir.path().join("config.txt"), format!("{seed_addr}\n")).expect("write");
+    let peer = |i: usize, count: &str| {
+        let out = path(&format!("peer-{i}"));
+        let index = i.to_string();
+        let args = [
+            "peer",
+            "--port",
+            "0",
+            "--seed",
+            "5",
+            "--index",
+            &index,
+            "--gossip-interval",
+            "200ms",
+            "--gossip-count",
+            count,
+            "--hash-iterations",
+            "100",
+            "--out",
+            &out,
+        ];
+        let (p, _) = listening(&args, dir.path());
+        p.line_with("Registered with seed");
+        (p, out)
+    };
+    let (mut survivor, survivor_out) = peer(0, "1");
+    let (mut victim, victim_out) = peer(1, "3");
+    // The victim's folder is current while it runs: wait (bounded) for its third
+    // origination to be in its journal, then kill it outright.
+    let journal = Path::new(&victim_out).join("events.jsonl");
+    let deadline = Instant::now() + PROCESS_TIMEOUT;
+    let originated = || {
+        std::fs::read_to_string(&journal)
+            .map(|t| t.matches(r#""e":"originated""#).count())
+            .unwrap_or(0)
+    };
+    while originated() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the victim's journal never held its 3 originations"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    victim.child.kill().expect("SIGKILL");
+    victim.child.wait().expect("reaped");
+    let s = summary(Path::new(&victim_out));
+    assert_eq!(s["complete"], false, "{s:#}");
+    assert!(s.get("outcome").is_none(), "{s:#}");
+    assert_eq!(s["parameters"]["first_index"], 1, "{s:#}");
+
+    survivor.interrupt();
+    assert!(survivor.wait().success());
+    seed.interrupt();
+    assert!(seed.wait().success());
+    assert!(summary(Path::new(&survivor_out)).get("complete").is_none());
+    let merged = path("merged");
+    let text = merge(
+        &[
+            "merge",
+            &seed_out,
+            &survivor_out,
+            &victim_out,
+            "--out",
+            &merged,
+            "--no-plot",
+        ],
+        dir.path(),
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("peer-1") && l.contains("(killed: its records up to")),
+        "{text}"
+    );
+    let s = summary(Path::new(&merged));
+    assert_eq!(s["outcome"]["messages"], 4, "1 + the victim's 3: {s:#}");
+    let complete: Vec<bool> = s["merged_from"]
+        .as_array()
+        .expect("merged_from")
+        .iter()
+        .map(|p| p["complete"].as_bool().expect("complete"))
+        .collect();
+    assert_eq!(complete, [true, true, false]);
 }

@@ -11,37 +11,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_gossipnet");
 /// Bound on one lab run: its 20 s, the processes' stop, the merge.
 const LAB_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Why a lab cannot run here, if it cannot: a namespace is made and removed to find out.
-fn unavailable() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned));
-    if euid.as_deref() != Some("0") {
-        return Some("not root".into());
-    }
-    // One name a probe: the tests of this file probe at once.
-    static PROBES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let probe = format!("gnlprobe-{}-{n}", std::process::id());
-    let made = Command::new("ip").args(["netns", "add", &probe]).output();
-    match made {
-        Err(e) => Some(format!("no iproute2 ip: {e}")),
-        Ok(o) if !o.status.success() => Some(format!(
-            "cannot make a network namespace: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Ok(_) => {
-            let _ = Command::new("ip").args(["netns", "del", &probe]).output();
-            None
-        }
-    }
-}
-
 macro_rules! skip_unless_lab {
     () => {
-        if let Some(why) = unavailable() {
+        if let Some(why) = gossipnet_tests::procs::lab_unavailable() {
             eprintln!("skipped: gossipnet lab cannot run here ({why})");
             return;
         }

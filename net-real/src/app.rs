@@ -55,6 +55,16 @@ pub struct AppOptions {
     pub loops: usize,
     /// One-way latency added to every frame (see [`RuntimeOptions::latency`]).
     pub latency: Option<Latency>,
+    /// Keep the run folder current as the run goes (a flight recorder): `summary.json`
+    /// without the outcome (`"complete": false`) at the start, the journal and the log
+    /// flushed after every loop turn that recorded something. A process killed outright
+    /// then leaves a folder `gossipnet merge` reads up to its last turn.
+    pub flight_recorder: bool,
+    /// Where the run's peers of other processes listen, for a partition's groups: peer `i`
+    /// of the run at `(IP, OFFSET + i)` (a swarm in several processes with a base port:
+    /// peer i at base + i). `None`: only this process's peers are known, and a partition
+    /// cuts only the links between them.
+    pub peer_layout: Option<(std::net::Ipv4Addr, i64)>,
 }
 
 /// What a finished run reports.
@@ -78,13 +88,15 @@ pub struct RunSummary {
     pub driver: crate::stats::DriverFigures,
 }
 
-/// The seeds at `listens`, until stopped.
+/// The seeds at `listens`, until stopped; seed `j` draws from the RNG of seed
+/// `first_index + j` of the run, as in `gossipnet sim`.
 pub fn run_seeds(
     listens: &[Listen],
+    first_index: usize,
     cfg: &SeedConfig,
     opts: AppOptions,
 ) -> Result<RunSummary, String> {
-    run_seeds_with_faults(listens, cfg, opts, &[])
+    run_seeds_with_faults(listens, first_index, cfg, opts, &[])
 }
 
 /// As [`run_seeds`], with the seed crashes of a fault timeline injected as they fall due
@@ -93,6 +105,7 @@ pub fn run_seeds(
 /// processes' to inject: named once at the start.
 pub fn run_seeds_with_faults(
     listens: &[Listen],
+    first_index: usize,
     cfg: &SeedConfig,
     opts: AppOptions,
     faults: &[Fault],
@@ -101,15 +114,16 @@ pub fn run_seeds_with_faults(
     let mut nodes = Vec::new();
     for (j, l) in listens.iter().enumerate() {
         let h = rt
-            .spawn_seed(*l, cfg.clone(), seed_rng(opts.run_seed, j))
+            .spawn_seed(*l, cfg.clone(), seed_rng(opts.run_seed, first_index + j))
             .map_err(|e| e.to_string())?;
         say(&opts, format!("seed listening on {}", h.addr()));
         nodes.push(h);
     }
-    // Seed j of this process draws from the RNG of seed j: `seed_addrs` says which is
-    // which, and the policies are what a replay's twin needs (`gossipnet replay`).
+    // Seed j of this process draws from the RNG of seed first_index + j: `seed_addrs` says
+    // which is which, and the policies are what a replay's twin needs (`gossipnet replay`).
     let params = json!({
         "seeds": listens.len(),
+        "first_index": first_index,
         "seed_addrs": nodes.iter().map(|h| h.addr().to_string()).collect::<Vec<_>>(),
         "peer_list_max": cfg.peer_list_max,
         "bad_frames_max": cfg.bad_frames_max,
@@ -127,6 +141,7 @@ pub fn run_seeds_with_faults(
         heals: Vec::new(),
         listens: Vec::new(),
         first_index: 0,
+        layout: None,
         seeds: Vec::new(),
         cfg: PeerConfig::default(),
     };
@@ -243,6 +258,7 @@ pub fn run_peers_with_faults(
         heals: Vec::new(),
         listens: restarts,
         first_index,
+        layout: opts.peer_layout,
         seeds: seeds.to_vec(),
         cfg: cfg.clone(),
     };
@@ -273,6 +289,8 @@ struct FaultPlan {
     /// Where peer i listens again when it restarts.
     listens: Vec<Listen>,
     first_index: usize,
+    /// [`AppOptions::peer_layout`].
+    layout: Option<(std::net::Ipv4Addr, i64)>,
     seeds: Vec<NodeAddr>,
     cfg: PeerConfig,
 }
@@ -314,10 +332,19 @@ impl FaultPlan {
             let what = f.to_string();
             match f {
                 Fault::Partition { a, b, end, .. } => {
+                    // The groups are the run's peer indices: this process's own peers
+                    // where they listen, the others' by the layout when it is known.
                     let addr = |i: usize| {
-                        self.listens
-                            .get(i)
-                            .map(|l| NodeAddr::new(*l.bind.ip(), l.bind.port()))
+                        let own = i.checked_sub(self.first_index).and_then(|k| {
+                            self.listens
+                                .get(k)
+                                .map(|l| NodeAddr::new(*l.bind.ip(), l.bind.port()))
+                        });
+                        own.or_else(|| {
+                            let (ip, offset) = self.layout?;
+                            let port = u16::try_from(offset + i as i64).ok()?;
+                            (port != 0).then(|| NodeAddr::new(ip, port))
+                        })
                     };
                     let side = |r: std::ops::Range<usize>| r.filter_map(addr).collect::<Vec<_>>();
                     rt.partition(side(a), side(b), &what);
@@ -403,6 +430,33 @@ fn stop_requested(stop: &Receiver<()>, wait: StdDuration) -> bool {
 }
 
 /// Waits for the stop, printing status lines; stops every node; writes the run folder.
+/// The run folder of a process that may be killed outright: `summary.json` with what is
+/// known at the start (`"complete": false`; the end replaces it) and the journal streamed
+/// to `events.jsonl` ([`Runtime::stream_journal`]). `outputfile.log` is written as the run
+/// goes already.
+fn start_flight_recorder(
+    rt: &Runtime,
+    opts: &AppOptions,
+    params: &serde_json::Value,
+) -> Result<(), String> {
+    let cannot = |e: std::io::Error| format!("cannot write {}: {e}", opts.out.display());
+    std::fs::create_dir_all(&opts.out).map_err(cannot)?;
+    let epoch = rt.clock().wall_offset_micros();
+    let stub = json!({
+        "complete": false,
+        "driver": "real",
+        "seed": opts.run_seed,
+        "command": opts.command,
+        "parameters": params,
+        "started_at_unix_s": epoch as f64 / 1e6,
+        "started_at_unix_us": epoch,
+    });
+    let text = serde_json::to_string_pretty(&stub).map_err(|e| cannot(std::io::Error::other(e)))?;
+    std::fs::write(opts.out.join("summary.json"), text + "\n").map_err(cannot)?;
+    rt.stream_journal(&opts.out.join(sim_core::report::journal::JOURNAL_FILE))
+        .map_err(cannot)
+}
+
 fn finish(
     rt: Runtime,
     nodes: Vec<NodeHandle>,
@@ -411,6 +465,9 @@ fn finish(
     mut faults: Option<FaultPlan>,
 ) -> Result<RunSummary, String> {
     let mut nodes: Vec<Option<NodeHandle>> = nodes.into_iter().map(Some).collect();
+    if opts.flight_recorder {
+        start_flight_recorder(&rt, &opts, &params)?;
+    }
     let started = Instant::now();
     // The run's length counts from the process's clock epoch, as the fault timeline does:
     // a swarm's joins are part of it, as a simulated run's are.

@@ -1168,11 +1168,16 @@ impl Loop {
                     let healed = groups.is_none();
                     self.partition = groups;
                     if healed {
-                        // What was held goes out now.
-                        for (t, s) in self.socks.iter().enumerate() {
+                        // What was held goes out now, and a stall is counted from now: the
+                        // partition's wait was no write failing (a tick between the heal
+                        // and the first write closed every held connection as stalled for
+                        // the partition's length).
+                        let now = self.now();
+                        for (t, s) in self.socks.iter_mut().enumerate() {
                             if let Some(Sock::Conn(c)) = s
                                 && c.sent < c.out.len()
                             {
+                                c.progress = now;
                                 self.dirty.push(t);
                             }
                         }

@@ -132,6 +132,8 @@ impl Shared {
                 }
             }
         }
+        // A flight recorder's turn is on disk before the next one runs.
+        rec.flush_streams();
         drop(sink);
         self.changed.notify_all();
     }
@@ -447,11 +449,20 @@ impl Runtime {
         }
     }
 
+    /// Makes the recorder a flight recorder ([`Recorder::stream_journal`]): the journal goes
+    /// to `path` as it is recorded, and it and the log's file are flushed at the end of
+    /// every loop turn that recorded something, so that a process killed outright leaves
+    /// what it recorded up to its last turn.
+    pub fn stream_journal(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.shared.lock().rec.stream_journal(path)
+    }
+
     /// Takes the recorder out (call after the nodes are stopped).
     pub fn take_recorder(&self) -> Recorder {
         let mut sink = self.shared.lock();
         let offset = sink.rec.wall_offset_micros;
         let mut rec = std::mem::replace(&mut sink.rec, Recorder::new(offset));
+        rec.end_journal_stream();
         if let Some(w) = rec.log_to.as_mut()
             && std::io::Write::flush(w).is_err()
         {

@@ -45,6 +45,7 @@ pub fn repro(cfg: &SimConfig) -> String {
     cmd
 }
 
+pub mod procs;
 pub mod real;
 pub mod reference;
 

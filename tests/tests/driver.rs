@@ -83,3 +83,83 @@ fn a_loop_that_runs_late_warns_and_puts_liveness_verdicts_off() {
     );
     assert_eq!(rec.0, 0, "a live peer was declared dead");
 }
+
+/// Frames a partition held are no stalled write: one event loop, two linked peers
+/// partitioned from each other, a write timeout of 300 ms. A message is held across the
+/// partition for longer than that; then the peer originates another, whose 2 000 000
+/// iteration digest keeps the loop busy while the partition heals, so that the heal, the
+/// loop's 100 ms tick (which looks for stalled writes) and the first write of what was held
+/// fall in one turn. The link must survive and the held message arrive. (A swarm of 100
+/// lost links this way at every heal and declared 134 live peers dead.)
+#[test]
+fn frames_held_by_a_partition_are_not_a_stalled_write_when_it_heals() {
+    let mut opts = RuntimeOptions {
+        hash_iterations: 2_000_000,
+        loops: 1,
+        ..RuntimeOptions::default()
+    };
+    opts.io.write_timeout = StdDuration::from_millis(300);
+    let rt = Runtime::new(opts);
+    let seed_cfg = SeedConfig {
+        admission: Admission::Trust,
+        ..SeedConfig::default()
+    };
+    let seed = rt
+        .spawn_seed(Listen::loopback(0), seed_cfg, seed_rng(4, 0))
+        .expect("a seed listens");
+    let cfg = PeerConfig {
+        gossip_count: 0,
+        ..PeerConfig::default()
+    };
+    let peers: Vec<_> = (0..2)
+        .map(|i| {
+            rt.spawn_peer(
+                Listen::loopback(0),
+                vec![seed.addr()],
+                cfg.clone(),
+                peer_rng(4, i),
+            )
+            .expect("a peer listens")
+        })
+        .collect();
+    let linked = rt.wait_until(StdDuration::from_secs(10), |rec| {
+        peers.iter().all(|p| {
+            rec.peers
+                .get(&p.addr())
+                .is_some_and(|s| s.neighbours.len() == 1)
+        })
+    });
+    assert!(linked, "the peers did not link");
+    rt.partition(vec![peers[0].addr()], vec![peers[1].addr()], "a|b");
+    peers[0].originate("held".into());
+    // Held for longer than the write timeout: the first message is hashed and queued (its
+    // digest alone takes longer than that), and nothing arrives meanwhile.
+    let held = rt.wait_until(StdDuration::from_secs(30), |rec| rec.messages.len() == 1);
+    assert!(held, "the first message was not originated");
+    let early = rt.wait_until(StdDuration::from_millis(600), |rec| {
+        !rec.deliveries.is_empty()
+    });
+    assert!(!early, "a frame crossed the partition");
+    // The loop hashes the second message while the heal waits for it.
+    peers[0].originate("busy".into());
+    rt.heal("a|b");
+    let delivered = rt.wait_until(StdDuration::from_secs(30), |rec| rec.deliveries.len() == 2);
+    let (stalls, degrees) = rt.with_recorder(|rec| {
+        (
+            rec.log
+                .iter()
+                .filter(|l| l.contains("no progress"))
+                .cloned()
+                .collect::<Vec<_>>(),
+            peers
+                .iter()
+                .map(|p| rec.peers.get(&p.addr()).map_or(0, |s| s.neighbours.len()))
+                .collect::<Vec<_>>(),
+        )
+    });
+    drop(peers);
+    drop(seed);
+    assert!(stalls.is_empty(), "{stalls:?}");
+    assert!(delivered, "the held message did not arrive");
+    assert_eq!(degrees, [1, 1], "the link was lost");
+}

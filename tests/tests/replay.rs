@@ -3,69 +3,24 @@
 //! replayed; the same folder doctored; and folders that cannot be replayed. Every wait is
 //! bounded.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
-use gossipnet_tests::gossipnet_binary;
+use gossipnet_tests::procs::{seeds_then_swarm, text};
 
 /// The longest a spawned command may run before the test gives up on it.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn gossipnet(args: &[&str], dir: &Path) -> Command {
-    let mut c = Command::new(gossipnet_binary());
-    c.args(args).current_dir(dir).stdin(Stdio::null());
-    c
-}
-
 /// Runs to the end (bounded), with its output.
 fn run(args: &[&str], dir: &Path) -> Output {
-    let child = gossipnet(args, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("gossipnet starts");
-    wait(child, args)
-}
-
-fn wait(mut child: Child, args: &[&str]) -> Output {
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    while child.try_wait().expect("a status").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("gossipnet {args:?} ran over {COMMAND_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("its output")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Three loopback ports nobody listens on right now (the OS chose them).
-fn free_ports() -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..3)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a loopback port"))
-        .collect();
-    ls.iter()
-        .map(|l| l.local_addr().expect("bound").port())
-        .collect()
+    gossipnet_tests::procs::run(args, dir, COMMAND_TIMEOUT)
 }
 
 /// A swarm of 10 peers (1 s liveness rounds, 3 messages each, 1 s apart) whose peer 3
 /// crashes at 3 s, beside a `gossipnet seeds` process; both folders merged into
 /// `dir/merged`.
 fn real_run(dir: &Path) {
-    let ports = free_ports();
-    let config: String = ports.iter().map(|p| format!("127.0.0.1:{p}\n")).collect();
-    std::fs::write(dir.join("config.txt"), config).expect("config.txt");
     std::fs::write(
         dir.join("crash.toml"),
         r#"
@@ -88,55 +43,12 @@ at = "3s"
 "#,
     )
     .expect("crash.toml");
-    let seeds_args = [
-        "seeds",
-        "--config",
-        "config.txt",
-        "--seed",
-        "3",
-        "--duration",
-        "11s",
-        "--out",
-        "seeds",
-        "-q",
-    ];
-    let seeds = gossipnet(&seeds_args, dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("gossipnet seeds starts");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ports
-        .iter()
-        .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
-    {
-        assert!(Instant::now() < deadline, "the seeds did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let swarm = run(
-        &[
-            "swarm",
-            "--scenario",
-            "crash.toml",
-            "--config",
-            "config.txt",
-            "--base-port",
-            "0",
-            "--out",
-            "swarm",
-            "--no-plot",
-            "-q",
-        ],
+    seeds_then_swarm(
         dir,
+        &["--seed", "3", "--duration", "11s"],
+        "crash.toml",
+        COMMAND_TIMEOUT,
     );
-    assert!(swarm.status.success(), "{}", text(&swarm));
-    let seeds = wait(seeds, &seeds_args);
-    assert!(seeds.status.success(), "{}", text(&seeds));
-    let merged = run(
-        &["merge", "seeds", "swarm", "--out", "merged", "--no-plot"],
-        dir,
-    );
-    assert!(merged.status.success(), "{}", text(&merged));
 }
 
 /// The rows of `disagreements.csv` classified `class`, as (kind, subject, node).

@@ -24,6 +24,9 @@ pub struct ProcessInfo {
     pub started_at: Time,
     /// When it began to stop (or stopped, where the folder does not say), on the run's clock.
     pub stop_began: Time,
+    /// It ended the run: false for a process killed outright (its flight recorder's folder,
+    /// `"complete": false`), whose end is a fault of the run, not the run's end.
+    pub complete: bool,
 }
 
 impl ProcessInfo {
@@ -217,7 +220,14 @@ pub fn read(dir: &Path) -> Result<RealRun, String> {
         .cloned();
     let seeds = seed_nodes(&processes, &peer_params, &entries, &mut notes);
     let peers = peer_nodes(&processes, &entries, &mut notes);
-    let loop_lag_max_ms = loop_lag(summary, dir);
+    let silent: BTreeSet<NodeAddr> = faults
+        .iter()
+        .filter_map(|f| match f.kind {
+            FaultKind::Silent(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let loop_lag_max_ms = loop_lag(summary, dir, &silent);
     Ok(RealRun {
         dir: dir.to_path_buf(),
         epoch_unix_us: epoch,
@@ -259,6 +269,7 @@ fn processes(summary: &Map<String, Value>) -> Result<Vec<ProcessInfo>, String> {
             seed: m.get("seed").and_then(Value::as_u64),
             started_at: at(started),
             stop_began: at(stop),
+            complete: m.get("complete").and_then(Value::as_bool) != Some(false),
         }
     };
     match summary.get("merged_from").and_then(Value::as_array) {
@@ -367,6 +378,7 @@ fn horizon(processes: &[ProcessInfo], stopped: &BTreeSet<NodeAddr>, entries: &[E
         (!all.is_empty()).then_some(all)
     };
     let ends_run = |p: &ProcessInfo| match nodes(p) {
+        _ if !p.complete => false,
         None => true,
         Some(ns) => !ns
             .iter()
@@ -381,7 +393,10 @@ fn horizon(processes: &[ProcessInfo], stopped: &BTreeSet<NodeAddr>, entries: &[E
         .unwrap_or(Time::ZERO)
 }
 
-fn loop_lag(summary: &Map<String, Value>, dir: &Path) -> f64 {
+/// The largest loop lag of the run's processes, but for a process whose every node failed
+/// silently: a lab stops such a process (`SIGSTOP`) until the end, and its loop, let go,
+/// measures that pause as lag, which is the fault, not an overload.
+fn loop_lag(summary: &Map<String, Value>, dir: &Path, silent: &BTreeSet<NodeAddr>) -> f64 {
     let own = summary.get("loop_lag_max_ms").and_then(Value::as_f64);
     // A merged folder does not carry its processes' lags: read their folders where they are.
     let parts = summary
@@ -399,6 +414,16 @@ fn loop_lag(summary: &Map<String, Value>, dir: &Path) -> f64 {
             };
             let text = std::fs::read_to_string(path.join("summary.json")).ok()?;
             let v: Value = serde_json::from_str(&text).ok()?;
+            let nodes: Vec<NodeAddr> = v
+                .pointer("/parameters/peer_addrs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str()?.parse().ok())
+                .collect();
+            if !nodes.is_empty() && nodes.iter().all(|n| silent.contains(n)) {
+                return None;
+            }
             v.get("loop_lag_max_ms")?.as_f64()
         });
     own.into_iter().chain(parts).fold(0.0, f64::max)
@@ -459,7 +484,15 @@ fn seed_nodes(
             let own = processes.iter().find_map(|p| {
                 let list = p.addrs("seed_addrs")?;
                 let k = list.iter().position(|a| a == addr)?;
-                Some((k as u64, format!("place {k} in its process's seed_addrs")))
+                // A process of this gossipnet records its first index (`seed --index`);
+                // an older one drew from seed 0 on.
+                Some(match p.params.get("first_index").and_then(Value::as_u64) {
+                    Some(f) => (
+                        f + k as u64,
+                        format!("first_index + place {k} in its process's seed_addrs"),
+                    ),
+                    None => (k as u64, format!("place {k} in its process's seed_addrs")),
+                })
             });
             let lone = processes
                 .iter()

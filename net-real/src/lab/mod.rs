@@ -80,7 +80,8 @@ pub struct LabOptions {
 pub struct LabReport {
     /// The run folders to merge: the lab's, then every process's that wrote one.
     pub folders: Vec<PathBuf>,
-    /// Processes that wrote no run folder, and why.
+    /// Processes that were killed (`killed: ...`, their folder ends at the kill) or wrote no
+    /// run folder (`lost: ...`), and why.
     pub lost: Vec<String>,
     /// How latency was made.
     pub latency: String,
@@ -523,7 +524,7 @@ impl Lab<'_> {
             .arg("--out")
             .arg(&dir);
         match p.role {
-            Role::Seed(_) => cmd.args(&opts.seed_args),
+            Role::Seed(j) => cmd.arg("--index").arg(j.to_string()).args(&opts.seed_args),
             Role::Peer(i) => cmd.arg("--index").arg(i.to_string()).args(&opts.peer_args),
         };
         if self.shaping == Shaping::Driver
@@ -790,24 +791,32 @@ impl Lab<'_> {
         }
     }
 
-    /// The run folders written, and the processes that wrote none with what ended them.
+    /// The run folders written, and the processes that were killed (a seed or peer keeps
+    /// its folder current as it runs, so a killed one leaves its records up to the kill)
+    /// or wrote none, with what ended them.
     fn folders(&self) -> (Vec<PathBuf>, Vec<String>) {
         let mut written = Vec::new();
         let mut lost = Vec::new();
         for p in &self.procs {
             for (n, dir) in p.folders.iter().enumerate() {
+                let name = dir
+                    .file_name()
+                    .map_or(String::new(), |f| f.to_string_lossy().into_owned());
+                let fate = p.fates.get(&n);
                 if dir.join("summary.json").is_file() {
                     written.push(dir.clone());
+                    if let Some(fate) = fate {
+                        lost.push(format!(
+                            "killed: {name} ({}): {fate}; its folder holds what it recorded up \
+                             to then",
+                            p.host.addr
+                        ));
+                    }
                     continue;
                 }
-                let fate = p
-                    .fates
-                    .get(&n)
-                    .map_or("ended without writing it", String::as_str);
+                let fate = fate.map_or("ended without writing it", String::as_str);
                 lost.push(format!(
-                    "{} ({}): {fate}; no run folder, its own records went with it",
-                    dir.file_name()
-                        .map_or(String::new(), |f| f.to_string_lossy().into_owned()),
+                    "lost: {name} ({}): {fate}; no run folder, its own records went with it",
                     p.host.addr
                 ));
             }

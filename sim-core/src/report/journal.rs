@@ -240,20 +240,41 @@ pub(super) fn write_journal(
     duplicates: impl Iterator<Item = (NodeAddr, u64)>,
 ) -> io::Result<()> {
     let mut out = BufWriter::new(fs::File::create(path)?);
+    write_header(&mut out, started_at_unix_us)?;
+    write_entries(&mut out, entries)?;
+    write_duplicates(&mut out, entries, duplicates)
+}
+
+/// The journal's first line.
+pub(super) fn write_header(out: &mut impl Write, started_at_unix_us: u64) -> io::Result<()> {
     let header = Header {
         format: FORMAT.into(),
         version: JOURNAL_VERSION,
         started_at_unix_us,
     };
-    json_line(&mut out, &header)?;
+    json_line(out, &header)
+}
+
+/// One line an entry.
+pub(super) fn write_entries(out: &mut impl Write, entries: &[Entry]) -> io::Result<()> {
     for e in entries {
-        json_line(&mut out, e)?;
+        json_line(out, e)?;
     }
+    Ok(())
+}
+
+/// The journal's last lines: each peer's duplicate count, at the last entry's time; then
+/// the buffer is flushed.
+pub(super) fn write_duplicates(
+    out: &mut impl Write,
+    entries: &[Entry],
+    duplicates: impl Iterator<Item = (NodeAddr, u64)>,
+) -> io::Result<()> {
     let last = entries.iter().map(|e| e.at).max().unwrap_or(Time::ZERO);
     for (node, count) in duplicates.filter(|(_, n)| *n > 0) {
         let change = Change::Duplicates { count };
         json_line(
-            &mut out,
+            out,
             &Entry {
                 at: last,
                 node,
@@ -271,6 +292,17 @@ fn json_line(out: &mut impl Write, v: &impl Serialize) -> io::Result<()> {
 
 /// Reads a journal; an error names the file, the line and what is wrong.
 pub fn read_journal(path: &Path) -> Result<Journal, String> {
+    read_journal_with(path, false)
+}
+
+/// Reads the journal of a process that did not end (killed outright: what it had written
+/// as it went, see [`Recorder::stream_journal`](super::Recorder::stream_journal)); its last
+/// line may have been cut in the middle by the kill and is then left out.
+pub fn read_cut_journal(path: &Path) -> Result<Journal, String> {
+    read_journal_with(path, true)
+}
+
+fn read_journal_with(path: &Path, cut_tail: bool) -> Result<Journal, String> {
     let file = fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut lines = io::BufReader::new(file).lines();
     let at = |n: usize, what: String| format!("{}: line {n}: {what}", path.display());
@@ -299,6 +331,7 @@ pub fn read_journal(path: &Path) -> Result<Journal, String> {
         ));
     }
     let mut entries = Vec::new();
+    let mut lines = lines.peekable();
     for n in 2.. {
         let Some(text) = read(lines.next(), n)? else {
             break;
@@ -306,8 +339,11 @@ pub fn read_journal(path: &Path) -> Result<Journal, String> {
         if text.trim().is_empty() {
             continue;
         }
-        let e: Entry = serde_json::from_str(&text).map_err(|e| at(n, e.to_string()))?;
-        entries.push(e);
+        match serde_json::from_str(&text) {
+            Ok(e) => entries.push(e),
+            Err(_) if cut_tail && lines.peek().is_none() => break,
+            Err(e) => return Err(at(n, e.to_string())),
+        }
     }
     Ok(Journal {
         started_at_unix_us: header.started_at_unix_us,

@@ -25,7 +25,13 @@
 //! time is the process's end (`started_at + wall_time_s`, read once its nodes had stopped), or
 //! the first removal or declaration of the peer by another process within the second before
 //! that, when the peer had recorded nothing since: a seed that sees a peer's connection close
-//! checks it at once, and can remove it before its process has finished stopping.
+//! checks it at once, and can remove it before its process has finished stopping. A peer
+//! whose stop another process recorded (a lab's folder records the peers it killed) stopped
+//! then.
+//!
+//! A process killed outright leaves the folder its flight recorder kept (`summary.json` with
+//! `"complete": false`, the journal up to its last loop turn, whose last line the kill may
+//! have cut): it is read up to its last record, which is then its end.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -34,7 +40,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use super::journal::{Change, Entry, JOURNAL_FILE, read_journal};
+use super::journal::{Change, Entry, JOURNAL_FILE, read_cut_journal, read_journal};
 use super::{Recorder, write_folder};
 use crate::addr::NodeAddr;
 use crate::time::Time;
@@ -102,17 +108,26 @@ pub fn read_process(dir: &Path) -> Result<Process, String> {
              run the network again with this one"
         ));
     }
-    let journal = read_journal(&journal_path)?;
+    // A flight recorder's folder whose process was killed outright: what it wrote up to
+    // its last loop turn, whose last line the kill may have cut.
+    let cut = summary.get("complete").and_then(Value::as_bool) == Some(false);
+    let journal = if cut {
+        read_cut_journal(&journal_path)?
+    } else {
+        read_journal(&journal_path)?
+    };
     let started = journal.started_at_unix_us;
     check_start(&summary, started).map_err(|e| format!("{}: {e}", summary_path.display()))?;
-    let wall_us = summary
-        .get("wall_time_s")
-        .and_then(Value::as_f64)
-        .filter(|w| w.is_finite() && *w >= 0.0)
-        .map(|w| (w * 1e6).round() as u64)
-        .ok_or_else(|| format!("{}: no wall_time_s", summary_path.display()))?;
+    let wall_us = match summary.get("wall_time_s") {
+        None if cut => 0,
+        w => w
+            .and_then(Value::as_f64)
+            .filter(|w| w.is_finite() && *w >= 0.0)
+            .map(|w| (w * 1e6).round() as u64)
+            .ok_or_else(|| format!("{}: no wall_time_s", summary_path.display()))?,
+    };
     let last_event = journal.entries.iter().map(|e| e.at.0).max().unwrap_or(0);
-    let log = read_log(&dir.join("outputfile.log"))?;
+    let log = read_log(&dir.join("outputfile.log"), cut)?;
     Ok(Process {
         dir: dir.to_path_buf(),
         canonical,
@@ -185,10 +200,19 @@ fn check_start(summary: &Map<String, Value>, journal_us: u64) -> Result<(), Stri
     Ok(())
 }
 
-/// `outputfile.log` lines with their UNIX µs (`SECONDS[.FRACTION]:...`).
-fn read_log(path: &Path) -> Result<Vec<(u64, String)>, String> {
-    let text =
-        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+/// `outputfile.log` lines with their UNIX µs (`SECONDS[.FRACTION]:...`); with `cut_tail`
+/// (a process killed outright), a last line without its newline is left out.
+fn read_log(path: &Path, cut_tail: bool) -> Result<Vec<(u64, String)>, String> {
+    let bytes = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        // A kill can cut a character in two.
+        Err(e) if cut_tail => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        Err(_) => return Err(format!("{}: not UTF-8 text", path.display())),
+    };
+    if cut_tail && !text.ends_with('\n') {
+        text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
+    }
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.is_empty() {
@@ -384,11 +408,13 @@ fn stopped_with_process(processes: &[Process], epoch: u64) -> Vec<(usize, NodeAd
     let mut starts: BTreeMap<NodeAddr, Vec<(u64, usize)>> = BTreeMap::new();
     let mut declared: BTreeMap<NodeAddr, Vec<(u64, usize)>> = BTreeMap::new();
     let mut removed: BTreeMap<NodeAddr, Vec<(u64, usize)>> = BTreeMap::new();
+    let mut downs: BTreeMap<NodeAddr, Vec<(u64, usize)>> = BTreeMap::new();
     for (pi, p) in processes.iter().enumerate() {
         let s = p.started_at_unix_us - epoch;
         for e in &p.journal {
             let (list, node) = match &e.change {
                 Change::PeerStarted { .. } => (&mut starts, e.node),
+                Change::Down => (&mut downs, e.node),
                 Change::DeclaredDead { peer } => (&mut declared, *peer),
                 Change::RemovedBySeed { dead } => (&mut removed, *dead),
                 _ => continue,
@@ -416,11 +442,17 @@ fn stopped_with_process(processes: &[Process], epoch: u64) -> Vec<(usize, NodeAd
                 .filter(|t| *t >= stop)
                 .min()
                 .unwrap_or(u64::MAX);
+            // Another process recorded its stop (a lab, which killed its process): that
+            // is when it stopped, not its process's last record.
+            let last = last_own.0.saturating_add(s);
+            if others(&downs, node, pi)
+                .iter()
+                .any(|t| *t >= last && *t < restart)
+            {
+                continue;
+            }
             let dead_at = others(&declared, node, pi);
-            let lower = last_own
-                .0
-                .saturating_add(s)
-                .max(stop.saturating_sub(STOP_SPAN_US));
+            let lower = last.max(stop.saturating_sub(STOP_SPAN_US));
             let down = dead_at
                 .iter()
                 .chain(&others(&removed, node, pi))
@@ -504,6 +536,7 @@ impl Merged {
                     "stopped_at_s": (p.stopped_at_unix_us - epoch) as f64 / 1e6,
                     "stop_began_s": stop_began_s,
                     "nodes": p.nodes.len(),
+                    "complete": p.summary.get("complete").and_then(Value::as_bool) != Some(false),
                     "parameters": field("parameters"),
                 })
             })

@@ -113,6 +113,12 @@ pub struct Recorder {
     /// Where `outputfile.log` lines go as they come, instead of [`log`](Recorder::log): a
     /// real run writes its log while it runs (a swarm of thousands logs hundreds of MB).
     pub log_to: Option<std::io::BufWriter<std::fs::File>>,
+    /// Where the journal goes as it is recorded (a flight recorder, see
+    /// [`stream_journal`](Recorder::stream_journal)), and how many of its entries are there.
+    journal_to: Option<(std::io::BufWriter<std::fs::File>, usize)>,
+    /// Every entry of the journal is in `events.jsonl` already: the folder's writer adds
+    /// the duplicate counts only.
+    pub journal_streamed: bool,
     /// `freqtrack.log` lines.
     pub freqtrack: Vec<String>,
     /// Every peer seen, by address.
@@ -157,6 +163,50 @@ impl Recorder {
             keep_journal: wall_offset_micros > 0,
             ..Recorder::default()
         }
+    }
+
+    /// Makes this recorder a flight recorder: the journal so far goes to `path` (as
+    /// `events.jsonl`, header first), and every entry after it goes there when
+    /// [`flush_streams`](Recorder::flush_streams) is called, the log's file flushed with
+    /// it. A process killed outright (a lab's crash is a `SIGKILL`) then leaves its records
+    /// up to its last flush, as a crashed host leaves its disk.
+    pub fn stream_journal(&mut self, path: &std::path::Path) -> std::io::Result<()> {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(path)?);
+        journal::write_header(&mut out, self.wall_offset_micros)?;
+        self.journal_to = Some((out, 0));
+        self.journal_streamed = false;
+        self.flush_streams();
+        Ok(())
+    }
+
+    /// Writes the journal's new entries to its file and flushes the file and the log's
+    /// (when streaming; else nothing). A write that fails stops the stream: the journal is
+    /// then written whole at the end, as without it.
+    pub fn flush_streams(&mut self) {
+        use std::io::Write;
+        let Some((out, done)) = self.journal_to.as_mut() else {
+            return;
+        };
+        let written =
+            journal::write_entries(out, &self.journal[*done..]).and_then(|()| out.flush());
+        *done = self.journal.len();
+        if written.is_err() {
+            self.journal_to = None;
+        }
+        if let Some(w) = self.log_to.as_mut()
+            && w.flush().is_err()
+        {
+            self.log_to = None;
+            self.log
+                .push("outputfile.log: lines were lost in a failed write".into());
+        }
+    }
+
+    /// Ends the journal's stream (the run is over): every entry is written, and
+    /// [`journal_streamed`](Recorder::journal_streamed) says whether the file holds them.
+    pub fn end_journal_stream(&mut self) {
+        self.flush_streams();
+        self.journal_streamed = self.journal_to.take().is_some();
     }
 
     /// One `outputfile.log` line, to the file the log goes to or else to memory. A write

@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use super::Recorder;
-use super::journal::{JOURNAL_FILE, write_journal};
+use super::journal::{JOURNAL_FILE, write_duplicates, write_journal};
 use crate::time::Time;
 
 fn csv_err(e: csv::Error) -> io::Error {
@@ -43,12 +43,14 @@ pub fn write_folder(dir: &Path, rec: &Recorder, extra: serde_json::Value) -> io:
     let mut summary = serde_json::json!({ "outcome": rec.outcome() });
     if rec.keep_journal {
         let dups = rec.peers.iter().map(|(a, s)| (*a, s.duplicates));
-        write_journal(
-            &dir.join(JOURNAL_FILE),
-            rec.wall_offset_micros,
-            &rec.journal,
-            dups,
-        )?;
+        let path = dir.join(JOURNAL_FILE);
+        if rec.journal_streamed {
+            // Its entries went to the file as they came (a flight recorder).
+            let mut out = BufWriter::new(fs::OpenOptions::new().append(true).open(&path)?);
+            write_duplicates(&mut out, &rec.journal, dups)?;
+        } else {
+            write_journal(&path, rec.wall_offset_micros, &rec.journal, dups)?;
+        }
         summary["started_at_unix_us"] = rec.wall_offset_micros.into();
     }
     if let (Some(s), serde_json::Value::Object(e)) = (summary.as_object_mut(), extra) {
