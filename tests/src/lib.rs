@@ -71,17 +71,40 @@ pub fn gossipnet_binary() -> &'static std::path::Path {
             .parent()
             .and_then(Path::parent)
             .expect("target/<profile>/deps");
-        let mut build = std::process::Command::new(env!("CARGO"));
-        build
-            .args(["build", "--quiet", "-p", "gossipnet", "--bin", "gossipnet"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "cargo build -p gossipnet failed");
-        let bin = dir.join("gossipnet");
-        assert!(bin.exists(), "no binary at {}", bin.display());
-        bin
+        build_gossipnet(dir.file_name().is_some_and(|n| n == "release"), dir)
     })
+}
+
+/// The `gossipnet` binary of the release profile, built once a test process: for a test
+/// that runs a hundred processes of it at once (a lab), which the unoptimised build
+/// overloads this machine with (its late timers then declare live peers dead).
+pub fn gossipnet_release_binary() -> &'static std::path::Path {
+    use std::path::{Path, PathBuf};
+    use std::sync::OnceLock;
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/<profile>/deps/ -> target/release/
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let target = exe
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::parent)
+            .expect("target/<profile>/deps");
+        build_gossipnet(true, &target.join("release"))
+    })
+}
+
+fn build_gossipnet(release: bool, dir: &std::path::Path) -> std::path::PathBuf {
+    let mut build = std::process::Command::new(env!("CARGO"));
+    build
+        .args(["build", "--quiet", "-p", "gossipnet", "--bin", "gossipnet"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if release {
+        build.arg("--release");
+    }
+    let status = build.status().expect("cargo runs");
+    assert!(status.success(), "cargo build -p gossipnet failed");
+    let bin = dir.join("gossipnet");
+    assert!(bin.exists(), "no binary at {}", bin.display());
+    bin
 }

@@ -60,8 +60,17 @@ pub fn lab_unavailable() -> Option<String> {
 
 /// `gossipnet ARGS` in `dir`, started with piped output.
 pub fn spawn(args: &[&str], dir: &std::path::Path) -> std::process::Child {
+    spawn_binary(crate::gossipnet_binary(), args, dir)
+}
+
+/// `BIN ARGS` in `dir` (a gossipnet binary of a given build), started with piped output.
+pub fn spawn_binary(
+    bin: &std::path::Path,
+    args: &[&str],
+    dir: &std::path::Path,
+) -> std::process::Child {
     use std::process::Stdio;
-    Command::new(crate::gossipnet_binary())
+    Command::new(bin)
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -100,11 +109,13 @@ pub fn text(o: &std::process::Output) -> String {
     )
 }
 
-/// A real run as a person starts one in two terminals: `config.txt` with 3 seeds on
-/// loopback ports the OS chose; `gossipnet seeds --config config.txt SEEDS_FLAGS --out
-/// seeds`; once they listen, `gossipnet swarm --scenario SCENARIO --base-port 0 --out swarm`
-/// (within `bound`); then both folders merged into `dir/merged`.
+/// A real run as a person starts one in two terminals, with the gossipnet binary `bin`:
+/// `config.txt` with 3 seeds on loopback ports the OS chose; `gossipnet seeds --config
+/// config.txt SEEDS_FLAGS --out seeds`; once they listen, `gossipnet swarm --scenario
+/// SCENARIO --base-port 0 --out swarm` (within `bound`); then both folders merged into
+/// `dir/merged`.
 pub fn seeds_then_swarm(
+    bin: &std::path::Path,
     dir: &std::path::Path,
     seeds_flags: &[&str],
     scenario: &str,
@@ -116,9 +127,10 @@ pub fn seeds_then_swarm(
     let mut args = vec!["seeds", "--config", "config.txt"];
     args.extend(seeds_flags);
     args.extend(["--out", "seeds", "-q"]);
-    let seeds = spawn(&args, dir);
+    let seeds = spawn_binary(bin, &args, dir);
     wait_listening(&ports, Duration::from_secs(10));
-    let swarm = run(
+    let swarm = spawn_binary(
+        bin,
         &[
             "swarm",
             "--scenario",
@@ -133,8 +145,8 @@ pub fn seeds_then_swarm(
             "-q",
         ],
         dir,
-        bound,
     );
+    let swarm = wait(swarm, "gossipnet swarm", bound);
     assert!(swarm.status.success(), "{}", text(&swarm));
     let seeds = wait(seeds, "gossipnet seeds", Duration::from_secs(60));
     assert!(seeds.status.success(), "{}", text(&seeds));

@@ -44,6 +44,7 @@ at = "3s"
     )
     .expect("crash.toml");
     seeds_then_swarm(
+        gossipnet_tests::gossipnet_binary(),
         dir,
         &["--seed", "3", "--duration", "11s"],
         "crash.toml",
