@@ -14,6 +14,21 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
+/// The first of `n` consecutive loopback ports that nobody listens on right now.
+pub fn free_port_run(n: u16) -> u16 {
+    loop {
+        let first = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let p = first.local_addr().expect("bound").port();
+        let rest: Vec<_> = (1..n)
+            .map_while(|k| p.checked_add(k))
+            .map_while(|q| TcpListener::bind(("127.0.0.1", q)).ok())
+            .collect();
+        if rest.len() + 1 == usize::from(n) {
+            return p;
+        }
+    }
+}
+
 /// Waits until something listens on every loopback port of `ports`, within `bound`.
 pub fn wait_listening(ports: &[u16], bound: Duration) {
     let deadline = Instant::now() + bound;
@@ -112,13 +127,14 @@ pub fn text(o: &std::process::Output) -> String {
 /// A real run as a person starts one in two terminals, with the gossipnet binary `bin`:
 /// `config.txt` with 3 seeds on loopback ports the OS chose; `gossipnet seeds --config
 /// config.txt SEEDS_FLAGS --out seeds`; once they listen, `gossipnet swarm --scenario
-/// SCENARIO --base-port 0 --out swarm` (within `bound`); then both folders merged into
-/// `dir/merged`.
+/// SCENARIO --base-port 0 SWARM_FLAGS --out swarm` (within `bound`; a flag given again
+/// overrides); then both folders merged into `dir/merged`.
 pub fn seeds_then_swarm(
     bin: &std::path::Path,
     dir: &std::path::Path,
     seeds_flags: &[&str],
     scenario: &str,
+    swarm_flags: &[&str],
     bound: Duration,
 ) {
     let ports = free_ports(3);
@@ -129,23 +145,18 @@ pub fn seeds_then_swarm(
     args.extend(["--out", "seeds", "-q"]);
     let seeds = spawn_binary(bin, &args, dir);
     wait_listening(&ports, Duration::from_secs(10));
-    let swarm = spawn_binary(
-        bin,
-        &[
-            "swarm",
-            "--scenario",
-            scenario,
-            "--config",
-            "config.txt",
-            "--base-port",
-            "0",
-            "--out",
-            "swarm",
-            "--no-plot",
-            "-q",
-        ],
-        dir,
-    );
+    let mut args = vec![
+        "swarm",
+        "--scenario",
+        scenario,
+        "--config",
+        "config.txt",
+        "--base-port",
+        "0",
+    ];
+    args.extend(swarm_flags);
+    args.extend(["--out", "swarm", "--no-plot", "-q"]);
+    let swarm = spawn_binary(bin, &args, dir);
     let swarm = wait(swarm, "gossipnet swarm", bound);
     assert!(swarm.status.success(), "{}", text(&swarm));
     let seeds = wait(seeds, "gossipnet seeds", Duration::from_secs(60));

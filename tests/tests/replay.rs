@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use gossipnet_tests::procs::{seeds_then_swarm, text};
+use gossipnet_tests::procs::{free_port_run, seeds_then_swarm, text};
 
 /// The longest a spawned command may run before the test gives up on it.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -48,6 +48,7 @@ at = "3s"
         dir,
         &["--seed", "3", "--duration", "11s"],
         "crash.toml",
+        &[],
         COMMAND_TIMEOUT,
     );
 }
@@ -201,4 +202,97 @@ fn folders_that_cannot_be_replayed_are_refused_with_status_2() {
             text(&out)
         );
     }
+}
+
+/// A partition across the processes of `swarm --procs 2 --base-port P`: peers 0-1 run in one
+/// process and 2-3 in the other, and the partition 0-1|2-3 is between them. Each process
+/// finds the other's peers by the port layout and holds what its own peers send across, so
+/// no message originated during the partition reaches the other group before a heal; the
+/// run then replays in agreement with its twin, which partitions the same peers.
+#[test]
+fn a_partition_across_the_processes_of_a_swarm_holds_and_replays_in_agreement() {
+    let tmp = tempfile::tempdir().expect("a temporary folder");
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("split.toml"),
+        r#"
+[run]
+seed = 5
+duration = "10s"
+hash_iterations = 100
+[network]
+peers = 4
+join_interval = "100ms"
+topology = "uniform:3"
+[messages]
+interval = "1s"
+count = 6
+[[fault]]
+kind = "partition"
+a = "0-1"
+b = "2-3"
+start = "3s"
+end = "6s"
+"#,
+    )
+    .expect("split.toml");
+    let base = free_port_run(4);
+    let base_flag = base.to_string();
+    seeds_then_swarm(
+        gossipnet_tests::gossipnet_binary(),
+        dir,
+        &["--seed", "5", "--duration", "12s"],
+        "split.toml",
+        &["--procs", "2", "--base-port", &base_flag],
+        COMMAND_TIMEOUT,
+    );
+    let merged = dir.join("merged");
+    // The partition as each process recorded it, on the merged clock.
+    let log = std::fs::read_to_string(merged.join("outputfile.log")).expect("the log");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(merged.join("summary.json")).expect("summary.json"),
+    )
+    .expect("JSON");
+    let epoch = summary["started_at_unix_s"].as_f64().expect("the epoch");
+    let at = |what: &str| -> Vec<f64> {
+        log.lines()
+            .filter(|l| l.contains("Fault: partition") && l.ends_with(what))
+            .filter_map(|l| l.split_once(':')?.0.parse::<f64>().ok())
+            .map(|t| t - epoch)
+            .collect()
+    };
+    let (started, healed) = (at("started"), at("healed"));
+    assert_eq!((started.len(), healed.len()), (2, 2), "{log}");
+    let from = started.iter().copied().fold(0.0, f64::max);
+    let heal = healed.iter().copied().fold(f64::MAX, f64::min);
+    let group = |addr: &str| -> u16 {
+        let port: u16 = addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port");
+        (port - base) / 2
+    };
+    let mut r = csv::Reader::from_path(merged.join("deliveries.csv")).expect("deliveries.csv");
+    let mut held = 0;
+    for rec in r.records() {
+        let rec = rec.expect("a row");
+        let (origin, receiver) = (&rec[1], &rec[2]);
+        let originated: f64 = rec[5].parse().expect("originated_at_s");
+        let delivered: f64 = rec[6].parse().expect("delivered_at_s");
+        if group(origin) != group(receiver) && originated > from && originated < heal {
+            assert!(
+                delivered >= heal,
+                "{origin} -> {receiver}: originated at {originated}, delivered at {delivered} \
+                 across the partition ({from}..{heal})"
+            );
+            held += 1;
+        }
+    }
+    assert!(held > 0, "no message crossed the groups after the heal");
+    assert_eq!(summary["outcome"]["coverage"], 1.0, "{summary:#}");
+
+    let out = run(&["replay", "merged", "--out", "replay"], dir);
+    let md = std::fs::read_to_string(dir.join("replay/conformance.md")).unwrap_or_default();
+    assert_eq!(out.status.code(), Some(0), "{}\n{md}", text(&out));
 }

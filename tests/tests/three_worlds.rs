@@ -89,6 +89,7 @@ fn one_scenario_runs_simulated_in_a_swarm_and_in_a_lab_and_each_real_run_replays
         dir,
         &["--scenario", file, "--duration", "155s"],
         file,
+        &[],
         Duration::from_secs(240),
     );
     replays_in_agreement(dir, "merged", "swarm-replay");

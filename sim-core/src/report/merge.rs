@@ -517,7 +517,30 @@ impl Merged {
         let processes: Vec<Value> = self
             .processes
             .iter()
-            .map(|p| {
+            .flat_map(|p| {
+                // A merged folder merged again (a `swarm --procs N`'s, beside its seeds')
+                // lists its own processes, on the new clock: the settings a replay needs
+                // are theirs.
+                let shift = (p.started_at_unix_us - epoch) as f64 / 1e6;
+                let inner: Vec<Value> = p
+                    .summary
+                    .get("merged_from")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| {
+                        let mut v = v.as_object()?.clone();
+                        for k in ["started_at_s", "stopped_at_s", "stop_began_s"] {
+                            if let Some(t) = v.get(k).and_then(Value::as_f64) {
+                                v.insert(k.into(), json!(t + shift));
+                            }
+                        }
+                        Some(Value::Object(v))
+                    })
+                    .collect();
+                if !inner.is_empty() {
+                    return inner;
+                }
                 let field = |k: &str| p.summary.get(k).cloned().unwrap_or(Value::Null);
                 let started_at_s = (p.started_at_unix_us - epoch) as f64 / 1e6;
                 // When the process began to stop, on the merged clock: what came after is
@@ -527,7 +550,7 @@ impl Merged {
                     .get("stop_began_s")
                     .and_then(Value::as_f64)
                     .map(|s| s + started_at_s);
-                json!({
+                vec![json!({
                     "folder": p.dir.display().to_string(),
                     "command": field("command"),
                     "seed": field("seed"),
@@ -538,7 +561,7 @@ impl Merged {
                     "nodes": p.nodes.len(),
                     "complete": p.summary.get("complete").and_then(Value::as_bool) != Some(false),
                     "parameters": field("parameters"),
-                })
+                })]
             })
             .collect();
         let stopped: Vec<Value> = self
