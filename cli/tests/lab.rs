@@ -85,6 +85,7 @@ hash_iterations = 100
 [network]
 seeds = 2
 peers = 6
+latency = "5ms"
 [protocol]
 liveness_interval = "2s"
 [messages]
@@ -147,6 +148,30 @@ fn a_small_lab_delivers_detects_its_crash_and_leaves_nothing_behind() {
     }
     let deliveries = read("deliveries.csv").lines().count() - 1;
     assert!(deliveries > 50, "{deliveries} deliveries:\n{stdout}");
+
+    // The file's latency is made (netem, or each process's driver where the kernel has
+    // none): no gossip crosses a link in less than 5 ms.
+    assert!(stdout.contains("latency: 5ms one way, by "), "{stdout}");
+    let rows: Vec<Vec<String>> = read("deliveries.csv")
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect();
+    // message_id, origin, receiver, first_from, hops, originated_at_s, delivered_at_s
+    assert!(rows.iter().any(|r| r[4] == "1"), "no one-hop delivery");
+    for r in rows.iter().filter(|r| r[4] == "1") {
+        let (sent, got): (f64, f64) = (r[5].parse().expect("s"), r[6].parse().expect("s"));
+        assert!(got - sent >= 0.005, "one hop in {:.4} s: {r:?}", got - sent);
+    }
+    // The killed peer's flight recorder: its folder is merged, its messages are in the run.
+    assert!(
+        stdout.contains("killed: peer-1 (198.18.1.2:5001)"),
+        "{stdout}"
+    );
+    assert!(
+        rows.iter().any(|r| r[1] == "198.18.1.2:5001"),
+        "none of the killed peer's messages"
+    );
 
     // The crash is detected by its neighbours, with the time of the kill, and removed by
     // the seeds.
