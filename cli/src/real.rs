@@ -241,10 +241,9 @@ pub fn seed(a: &SeedArgs) -> Result<(), String> {
     } else {
         Vec::new()
     };
-    let known = listen.advertise.unwrap_or(NodeAddr {
-        ip: *listen.bind.ip(),
-        port: listen.bind.port(),
-    });
+    let known = listen
+        .advertise
+        .unwrap_or(NodeAddr::new(*listen.bind.ip(), listen.bind.port()));
     let index = a
         .index
         .unwrap_or_else(|| fellows.iter().position(|f| *f == known).unwrap_or(0));

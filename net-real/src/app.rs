@@ -441,20 +441,25 @@ fn start_flight_recorder(
 ) -> Result<(), String> {
     let cannot = |e: std::io::Error| format!("cannot write {}: {e}", opts.out.display());
     std::fs::create_dir_all(&opts.out).map_err(cannot)?;
-    let epoch = rt.clock().wall_offset_micros();
-    let stub = json!({
-        "complete": false,
-        "driver": "real",
-        "seed": opts.run_seed,
-        "command": opts.command,
-        "parameters": params,
-        "started_at_unix_s": epoch as f64 / 1e6,
-        "started_at_unix_us": epoch,
-    });
+    let mut stub = run_identity(rt, opts, params);
+    stub["complete"] = false.into();
+    stub["started_at_unix_us"] = rt.clock().wall_offset_micros().into();
     let text = serde_json::to_string_pretty(&stub).map_err(|e| cannot(std::io::Error::other(e)))?;
     std::fs::write(opts.out.join("summary.json"), text + "\n").map_err(cannot)?;
     rt.stream_journal(&opts.out.join(sim_core::report::journal::JOURNAL_FILE))
         .map_err(cannot)
+}
+
+/// What `summary.json` says of the run from its start: a real run's, its seed, command,
+/// parameters and clock epoch.
+fn run_identity(rt: &Runtime, opts: &AppOptions, params: &serde_json::Value) -> serde_json::Value {
+    json!({
+        "driver": "real",
+        "seed": opts.run_seed,
+        "command": opts.command,
+        "parameters": params,
+        "started_at_unix_s": rt.clock().wall_offset_micros() as f64 / 1e6,
+    })
 }
 
 fn finish(
@@ -508,16 +513,12 @@ fn finish(
     let memo = rt.memo_stats();
     let fds = rt.descriptors();
     let driver = rt.driver_figures(cpu_s);
-    let extra = json!({
-        "driver": "real",
+    let mut extra = run_identity(&rt, &opts, &params);
+    let figures = json!({
         "descriptor_limit": fds.limit,
         "connections_max": fds.connections_max,
         "connections_refused_busy": fds.refused,
         "connections_evicted": fds.evicted,
-        "seed": opts.run_seed,
-        "command": opts.command,
-        "parameters": params,
-        "started_at_unix_s": rt.clock().wall_offset_micros() as f64 / 1e6,
         "wall_time_s": wall_s,
         "stop_began_s": stop_began_s,
         "peak_rss_mib": peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
@@ -540,6 +541,9 @@ fn finish(
         "overloaded_s": driver.overloaded_s,
         "liveness_rounds_deferred": driver.liveness_deferred,
     });
+    if let (Some(e), serde_json::Value::Object(f)) = (extra.as_object_mut(), figures) {
+        e.extend(f);
+    }
     write_folder(&opts.out, &rec, extra)
         .map_err(|e| format!("cannot write {}: {e}", opts.out.display()))?;
     let seeds = rec

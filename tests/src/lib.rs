@@ -45,6 +45,7 @@ pub fn repro(cfg: &SimConfig) -> String {
     cmd
 }
 
+pub mod conformance;
 pub mod procs;
 pub mod real;
 pub mod reference;
@@ -59,19 +60,12 @@ pub const RUN_FIGURES: [&str; 5] = [
 ];
 
 /// The `gossipnet` binary, built once a test process (tests of this package start it as a
-/// person does; it is not one of this package's own targets).
+/// person does; it is not one of this package's own targets), in this test's profile.
 pub fn gossipnet_binary() -> &'static std::path::Path {
-    use std::path::{Path, PathBuf};
-    use std::sync::OnceLock;
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
-        // A test runs from target/<profile>/deps/; the binary goes to target/<profile>/.
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>/deps");
-        build_gossipnet(dir.file_name().is_some_and(|n| n == "release"), dir)
+        let dir = profile_dir();
+        build_gossipnet(dir.file_name().is_some_and(|n| n == "release"), &dir)
     })
 }
 
@@ -79,21 +73,23 @@ pub fn gossipnet_binary() -> &'static std::path::Path {
 /// that runs a hundred processes of it at once (a lab), which the unoptimised build
 /// overloads this machine with (its late timers then declare live peers dead).
 pub fn gossipnet_release_binary() -> &'static std::path::Path {
-    use std::path::{Path, PathBuf};
-    use std::sync::OnceLock;
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
-        // target/<profile>/deps/ -> target/release/
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let target = exe
-            .parent()
-            .and_then(Path::parent)
-            .and_then(Path::parent)
-            .expect("target/<profile>/deps");
-        build_gossipnet(true, &target.join("release"))
+        let target = profile_dir().parent().map(|t| t.join("release"));
+        build_gossipnet(true, &target.expect("target/<profile>"))
     })
 }
 
+/// `target/<profile>/`: a test runs from its `deps/`.
+fn profile_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds the binary (`--release` or this profile's) and names it in `dir`.
 fn build_gossipnet(release: bool, dir: &std::path::Path) -> std::path::PathBuf {
     let mut build = std::process::Command::new(env!("CARGO"));
     build

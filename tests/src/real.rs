@@ -193,3 +193,35 @@ pub fn twin(run_seed: u64, seeds: &[NodeAddr], peers: &[NodeAddr], cfg: PeerConf
         ..SimConfig::default()
     }
 }
+
+/// On `rt`: a seed that lists peers at once and two peers with `cfg`, each draws the RNG of
+/// its index in run `run_seed`; waits (bounded) until the two are linked to each other.
+pub fn linked_pair(rt: &Runtime, cfg: &PeerConfig, run_seed: u64) -> (NodeHandle, Vec<NodeHandle>) {
+    let seed_cfg = SeedConfig {
+        admission: sim_core::seed::Admission::Trust,
+        ..SeedConfig::default()
+    };
+    let seed = rt
+        .spawn_seed(Listen::loopback(0), seed_cfg, seed_rng(run_seed, 0))
+        .expect("a seed listens");
+    let peers: Vec<NodeHandle> = (0..2)
+        .map(|i| {
+            rt.spawn_peer(
+                Listen::loopback(0),
+                vec![seed.addr()],
+                cfg.clone(),
+                peer_rng(run_seed, i),
+            )
+            .expect("a peer listens")
+        })
+        .collect();
+    let linked = rt.wait_until(SETTLE_TIMEOUT, |rec| {
+        peers.iter().all(|p| {
+            rec.peers
+                .get(&p.addr())
+                .is_some_and(|s| s.neighbours.len() == 1)
+        })
+    });
+    assert!(linked, "the peers did not link within {SETTLE_TIMEOUT:?}");
+    (seed, peers)
+}

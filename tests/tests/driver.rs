@@ -3,10 +3,9 @@
 
 use std::time::Duration as StdDuration;
 
-use net_real::{Listen, Runtime, RuntimeOptions};
+use gossipnet_tests::real::linked_pair;
+use net_real::{Runtime, RuntimeOptions};
 use sim_core::peer::PeerConfig;
-use sim_core::seed::{Admission, SeedConfig};
-use sim_core::sim::{peer_rng, seed_rng};
 use sim_core::time::Duration;
 
 /// One event loop, two linked peers with 100 ms liveness rounds, and a digest that takes
@@ -20,38 +19,13 @@ fn a_loop_that_runs_late_warns_and_puts_liveness_verdicts_off() {
         loops: 1,
         ..RuntimeOptions::default()
     });
-    let seed_cfg = SeedConfig {
-        admission: Admission::Trust,
-        ..SeedConfig::default()
-    };
-    let seed = rt
-        .spawn_seed(Listen::loopback(0), seed_cfg, seed_rng(3, 0))
-        .expect("a seed listens");
     let cfg = PeerConfig {
         gossip_count: 0,
         liveness_interval: Duration::from_millis(100),
         misses_max: 3,
         ..PeerConfig::default()
     };
-    let peers: Vec<_> = (0..2)
-        .map(|i| {
-            rt.spawn_peer(
-                Listen::loopback(0),
-                vec![seed.addr()],
-                cfg.clone(),
-                peer_rng(3, i),
-            )
-            .expect("a peer listens")
-        })
-        .collect();
-    let linked = rt.wait_until(StdDuration::from_secs(10), |rec| {
-        peers.iter().all(|p| {
-            rec.peers
-                .get(&p.addr())
-                .is_some_and(|s| s.neighbours.len() == 1)
-        })
-    });
-    assert!(linked, "the peers did not link");
+    let (seed, peers) = linked_pair(&rt, &cfg, 3);
     peers[0].originate("slow to hash".into());
     let delivered = rt.wait_until(StdDuration::from_secs(30), |rec| rec.deliveries.len() == 1);
     assert!(delivered, "the message did not arrive");
@@ -100,36 +74,11 @@ fn frames_held_by_a_partition_are_not_a_stalled_write_when_it_heals() {
     };
     opts.io.write_timeout = StdDuration::from_millis(300);
     let rt = Runtime::new(opts);
-    let seed_cfg = SeedConfig {
-        admission: Admission::Trust,
-        ..SeedConfig::default()
-    };
-    let seed = rt
-        .spawn_seed(Listen::loopback(0), seed_cfg, seed_rng(4, 0))
-        .expect("a seed listens");
     let cfg = PeerConfig {
         gossip_count: 0,
         ..PeerConfig::default()
     };
-    let peers: Vec<_> = (0..2)
-        .map(|i| {
-            rt.spawn_peer(
-                Listen::loopback(0),
-                vec![seed.addr()],
-                cfg.clone(),
-                peer_rng(4, i),
-            )
-            .expect("a peer listens")
-        })
-        .collect();
-    let linked = rt.wait_until(StdDuration::from_secs(10), |rec| {
-        peers.iter().all(|p| {
-            rec.peers
-                .get(&p.addr())
-                .is_some_and(|s| s.neighbours.len() == 1)
-        })
-    });
-    assert!(linked, "the peers did not link");
+    let (seed, peers) = linked_pair(&rt, &cfg, 4);
     rt.partition(vec![peers[0].addr()], vec![peers[1].addr()], "a|b");
     peers[0].originate("held".into());
     // Held for longer than the write timeout: the first message is hashed and queued (its

@@ -4,11 +4,10 @@
 use std::time::Duration as StdDuration;
 
 use gossipnet_tests::real::SETTLE_TIMEOUT;
-use net_real::{IoLimits, Listen, NodeHandle, Runtime, RuntimeOptions};
+use net_real::{IoLimits, NodeHandle, Runtime, RuntimeOptions};
 use sim_core::peer::PeerConfig;
 use sim_core::report::Recorder;
-use sim_core::seed::{Admission, SeedConfig};
-use sim_core::sim::{Latency, peer_rng, seed_rng};
+use sim_core::sim::Latency;
 use sim_core::time::Duration;
 
 /// A runtime with `latency`, a seed and two peers linked to each other (the seed lists them
@@ -24,36 +23,11 @@ fn linked_pair(
         io,
         ..RuntimeOptions::default()
     });
-    let seed_cfg = SeedConfig {
-        admission: Admission::Trust,
-        ..SeedConfig::default()
-    };
-    let seed = rt
-        .spawn_seed(Listen::loopback(0), seed_cfg, seed_rng(run_seed, 0))
-        .expect("a seed listens");
     let cfg = PeerConfig {
         gossip_count: 0,
         ..PeerConfig::default()
     };
-    let peers: Vec<NodeHandle> = (0..2)
-        .map(|i| {
-            rt.spawn_peer(
-                Listen::loopback(0),
-                vec![seed.addr()],
-                cfg.clone(),
-                peer_rng(run_seed, i),
-            )
-            .expect("a peer listens")
-        })
-        .collect();
-    let linked = rt.wait_until(SETTLE_TIMEOUT, |rec| {
-        peers.iter().all(|p| {
-            rec.peers
-                .get(&p.addr())
-                .is_some_and(|s| s.neighbours.len() == 1)
-        })
-    });
-    assert!(linked, "the peers did not link within {SETTLE_TIMEOUT:?}");
+    let (seed, peers) = gossipnet_tests::real::linked_pair(&rt, &cfg, run_seed);
     (rt, seed, peers)
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
+use gossipnet_tests::conformance::{assert_failure_agreed, decision};
 use gossipnet_tests::procs::{free_port_run, seeds_then_swarm, text};
 
 /// The longest a spawned command may run before the test gives up on it.
@@ -63,17 +64,6 @@ fn rows(dir: &Path, class: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// A row of conformance.md's decision table: (real, twin, agreed, unexpected).
-fn decision(md: &str, kind: &str) -> (usize, usize, usize, usize) {
-    let line = md
-        .lines()
-        .find(|l| l.starts_with(&format!("| {kind} |")))
-        .unwrap_or_else(|| panic!("no {kind} row in\n{md}"));
-    let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-    let n = |i: usize| cells[i].parse::<usize>().unwrap_or(usize::MAX);
-    (n(3), n(4), n(5), n(9))
-}
-
 #[test]
 fn a_replayed_swarm_agrees_with_its_twin_and_a_doctored_one_does_not() {
     let tmp = tempfile::tempdir().expect("a temporary folder");
@@ -99,15 +89,7 @@ fn a_replayed_swarm_agrees_with_its_twin_and_a_doctored_one_does_not() {
         );
     }
     // The crash is named, with every reporter and removing seed agreed.
-    let crash = md
-        .lines()
-        .find(|l| l.contains("| crash |"))
-        .unwrap_or_else(|| panic!("no crash row\n{md}"));
-    let cells: Vec<&str> = crash.split('|').map(str::trim).collect();
-    for c in [&cells[4], &cells[5]] {
-        let n: Vec<&str> = c.split(" / ").collect();
-        assert!(n[0] != "0" && n.iter().all(|x| *x == n[0]), "{crash}");
-    }
+    assert_failure_agreed(&md, "crash");
 
     // Doctored: one peer's receipt of a second message (sent once every peer had joined,
     // away from the crash), and one seed's removal, taken out.

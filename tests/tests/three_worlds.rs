@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use gossipnet_tests::conformance::{assert_failure_agreed, decision};
 use gossipnet_tests::gossipnet_release_binary;
 use gossipnet_tests::procs::{lab_unavailable, run, seeds_then_swarm, spawn_binary, text, wait};
 
@@ -35,30 +36,15 @@ fn replays_in_agreement(dir: &Path, real: &str, out: &str) {
     let md = std::fs::read_to_string(dir.join(out).join("conformance.md")).unwrap_or_default();
     assert_eq!(o.status.code(), Some(0), "{}\n{md}", text(&o));
     for kind in ["registration", "delivery", "dead_report", "removal"] {
-        let line = md
-            .lines()
-            .find(|l| l.starts_with(&format!("| {kind} |")))
-            .unwrap_or_else(|| panic!("no {kind} row in\n{md}"));
-        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        let n = |i: usize| cells[i].parse::<usize>().unwrap_or(usize::MAX);
-        // real, twin, agreed, ..., unexpected
-        assert!(n(3) > 0, "{real}: no {kind} to compare\n{md}");
-        assert_eq!(n(9), 0, "{real}: {line}");
+        let (n_real, twin, agreed, unexpected) = decision(&md, kind);
+        assert!(n_real > 0, "{real}: no {kind} to compare\n{md}");
+        assert_eq!(unexpected, 0, "{real}: {kind}\n{md}");
         if kind != "delivery" {
-            assert_eq!((n(4), n(5)), (n(3), n(3)), "{real}: {line}");
+            assert_eq!((twin, agreed), (n_real, n_real), "{real}: {kind}\n{md}");
         }
     }
-    for fault in ["| crash |", "| silent failure |"] {
-        let row = md
-            .lines()
-            .find(|l| l.contains(fault))
-            .unwrap_or_else(|| panic!("{real}: no {fault} row\n{md}"));
-        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        // reporters, then removing seeds: real / twin / agreed, all the same and not none
-        for c in [cells[4], cells[5]] {
-            let n: Vec<&str> = c.split(" / ").collect();
-            assert!(n[0] != "0" && n.iter().all(|x| *x == n[0]), "{real}: {row}");
-        }
+    for fault in ["crash", "silent failure"] {
+        assert_failure_agreed(&md, fault);
     }
 }
 
